@@ -1,0 +1,154 @@
+"""params.yaml → a typed, validated config (pydantic). ``params.yaml`` is the intent; each stage records what it
+actually did in its own manifest. Unknown keys and wrong types fail with one line naming the key and the fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from synthbench.errors import ConfigError
+
+GENERATION_MODES = ("zero_shot", "few_shot")
+EMBEDDED_MODEL_ALIAS = "smollm2-135m-instruct"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalSource(_Section):
+    """Point a task's real data at local files instead of its built-in source (e.g. ../shared/data/<task>)."""
+
+    train: str
+    test: str
+    text_column: str = "text"
+    label_column: str = "label"
+
+
+class PrepareParams(_Section):
+    train_per_label: int | None = Field(default=200, gt=0, description="Stratified cap per label; null = all.")
+    test_per_label: int | None = Field(default=200, gt=0)
+    min_chars: int = Field(default=1, ge=1, description="Drop real texts shorter than this (characters).")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Used only when a source has no test split.")
+
+
+class EndpointParams(_Section):
+    """Where generation requests go. kind=embedded starts llama.cpp's OpenAI-compatible server on loopback;
+    kind=openai uses any OpenAI-compatible base_url (api.openai.com when null, vLLM, Ollama, a llama.cpp server)."""
+
+    kind: Literal["embedded", "openai"] = "embedded"
+    base_url: str | None = None
+    model: str = EMBEDDED_MODEL_ALIAS
+    api_key_env: str | None = Field(default="OPENAI_API_KEY", description="NAME of the env var with the key.")
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    concurrency: int = Field(default=1, ge=1)
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+    n_ctx: int = Field(default=2048, ge=256, description="Context window of the embedded server (tokens).")
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _name_not_secret(cls, value: str | None) -> str | None:
+        # A pasted key here would end up in params.yaml, dvc.lock and MLflow: refuse it.
+        if value and (value.startswith("sk-") or len(value) > 64):
+            raise ValueError("must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key")
+        return value
+
+
+class GenerateParams(_Section):
+    endpoint: EndpointParams = Field(default_factory=EndpointParams)
+    per_label: int = Field(default=100, gt=0, description="Accepted synthetic examples wanted per label.")
+    max_attempts_factor: float = Field(default=3.0, ge=1.0, description="Give up on a label after this × per_label.")
+    temperature: float = Field(default=0.9, ge=0, le=2)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, gt=0, description="Default: 2 × the task's length_words.")
+    diversity_every: int = Field(default=10, ge=0, description="Add a diversity prompt every n outputs; 0 = off.")
+    diversity_examples: int = Field(default=3, ge=1)
+    few_shot_k: int = Field(default=3, ge=1, description="Real examples per few-shot prompt (fresh draw per call).")
+    few_shot_max_words: int = Field(default=60, ge=5, description="Real examples are cut to this many words.")
+    min_words: int = Field(default=3, ge=1)
+    max_words: int | None = Field(default=None, gt=0, description="Default: 3 × the task's length_words.")
+    price_in_per_mtok: float = Field(default=0.0, ge=0)
+    price_out_per_mtok: float = Field(default=0.0, ge=0)
+    budget_usd: float | None = Field(default=None, gt=0)
+    journal: str = ".synthbench/journal.sqlite"
+
+
+class TrainParams(_Section):
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    learning_rate: float = Field(default=5e-5, gt=0)
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
+    max_length: int = Field(default=128, ge=8, le=4096, description="Tokens per text after truncation.")
+    val_fraction: float = Field(default=0.1, gt=0, lt=1, description="Of the training condition's own data.")
+    seed: int = 0
+    torch_threads: int | None = Field(default=None, ge=1, description="Default: the machine's cores.")
+
+
+class TrackingParams(_Section):
+    uri: str = Field(default="sqlite:///mlflow.db", description="Overridden by MLFLOW_TRACKING_URI.")
+    experiment: str = "synthbench"
+    register_models: bool = True
+
+
+class Params(_Section):
+    seed: int = 0
+    tasks: list[str] = Field(min_length=1)
+    modes: list[Literal["zero_shot", "few_shot"]] = Field(default_factory=lambda: list(GENERATION_MODES))
+    conditions: list[str] = Field(default_factory=lambda: ["real", *GENERATION_MODES])
+    backbones: list[str] = Field(default_factory=lambda: ["minilm-l6"])
+    custom_tasks: dict[str, str] = Field(default_factory=dict, description="task name → YAML spec path")
+    local_sources: dict[str, LocalSource] = Field(default_factory=dict)
+    prepare: PrepareParams = Field(default_factory=PrepareParams)
+    generate: GenerateParams = Field(default_factory=GenerateParams)
+    train: TrainParams = Field(default_factory=TrainParams)
+    tracking: TrackingParams = Field(default_factory=TrackingParams)
+
+    @model_validator(mode="after")
+    def _conditions_known(self) -> Params:
+        # dvc.yaml trains 'real' and every mode; evaluate/analyze iterate over conditions: they must agree.
+        expected = {"real", *self.modes}
+        if set(self.conditions) != expected or len(self.conditions) != len(expected):
+            raise ValueError(f"conditions must be 'real' plus every mode {self.modes}, got {self.conditions}")
+        return self
+
+    @property
+    def tracking_uri(self) -> str:
+        return os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        return f"unknown key {key!r}; remove it or check its spelling"
+    if kind == "missing":
+        return f"missing key {key!r}; add it"
+    if "key" in key or "token" in key or "secret" in key:
+        return f"key {key!r}: {first['msg']}"  # never echo what may be a credential
+    return f"key {key!r}: {first['msg']} (got {first.get('input')!r})"
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``path``; every problem is a ConfigError naming the file and key."""
+    params_path = Path(path)
+    if not params_path.exists():
+        raise ConfigError(f"{params_path}: not found; run from the project root or pass --params")
+    try:
+        raw: Any = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{params_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{params_path}: must be a YAML mapping of sections (tasks, prepare, generate, ...)")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{params_path}: {_describe(exc)}") from None

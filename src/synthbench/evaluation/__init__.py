@@ -1,0 +1,1 @@
+"""Stage 4 — evaluate: score a trained model on the real test set."""

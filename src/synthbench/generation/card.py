@@ -1,0 +1,43 @@
+"""Provenance card of a synthetic dataset (``<mode>.card.md``): what made it, and what it cost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synthbench.config import Params
+from synthbench.generation.strategies import GenerationStrategy, SampleSlot
+from synthbench.tasks.spec import TaskSpec
+
+
+def render_card(summary: dict[str, Any], *, spec: TaskSpec, strategy: GenerationStrategy, params: Params) -> str:
+    client = summary.get("client", {})
+    first = SampleSlot(spec.label_names[0], 0)
+    example = strategy.messages(first)
+    lines = [
+        f"# Synthetic dataset card: {summary['task']} / {summary['mode']}",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| endpoint | {summary['endpoint']} |",
+        f"| model | `{summary['model']}` |",
+        f"| strategy | {strategy.name} (prompt id `{summary['prompt_id']}`) |",
+        f"| sampling | {summary['sampling']} |",
+        f"| seed | {summary['seed']} (per-request seeds derived from it) |",
+        f"| rows | {summary['n_rows']} (target {summary['per_label_target']} per label) |",
+        f"| accepted per label | {summary['accepted_per_label']} |",
+        f"| short labels | {summary['short_labels'] or 'none'} |",
+        f"| rejected by reason | {summary['rejected'] or 'none'} |",
+        f"| calls made / answered from journal | {client.get('calls_made', '?')} / {client.get('cached', '?')} |",
+        f"| tokens in / out | {client.get('prompt_tokens', '?')} / {client.get('completion_tokens', '?')} |",
+        f"| cost (USD) | {client.get('cost_usd', 0.0)} |",
+        f"| wall time (s) | {summary['wall_seconds']} |",
+        "",
+        "## Prompt (first request of the first label)",
+        "",
+        *[f"**{m['role']}**: {m['content']}" + "\n" for m in example],
+        f"Diversity prompt every {params.generate.diversity_every} outputs:",
+        "",
+        f"> {spec.prompt.diversity}",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,69 @@
+"""params.yaml validation: wrong types, unknown keys and pasted secrets fail with one line naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from synthbench.config import load_params
+from synthbench.errors import ConfigError
+
+REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def base() -> dict:
+    return yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+
+
+def test_repo_params_validate_and_keep_offline_default() -> None:
+    params = load_params(REPO_PARAMS)
+    assert params.tasks == ["bbc_news", "rotten_tomatoes"]
+    assert params.generate.endpoint.kind == "embedded"
+    assert params.backbones == ["minilm-l6"]
+    assert params.conditions == ["real", "zero_shot", "few_shot"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: p["train"].update(epochs="three"), "train.epochs"),
+        (lambda p: p["generate"].update(temprature=0.7), "unknown key 'generate.temprature'"),
+        (lambda p: p.update(extra_section={}), "unknown key 'extra_section'"),
+        (lambda p: p["generate"]["endpoint"].update(api_key_env="sk-live-abc123"), "NAME of an environment"),
+        (lambda p: p.update(conditions=["real", "zero_shot"]), "conditions must be 'real' plus every mode"),
+        (lambda p: p.pop("tasks"), "missing key 'tasks'"),
+    ],
+)
+def test_bad_params_name_file_and_key(tmp_path: Path, mutate, expected: str) -> None:
+    data = base()
+    mutate(data)
+    with pytest.raises(ConfigError) as excinfo:
+        load_params(write(tmp_path, data))
+    message = str(excinfo.value)
+    assert expected in message
+    assert str(tmp_path / "params.yaml") in message
+    assert "\n" not in message
+
+
+def test_pasted_key_never_echoed(tmp_path: Path) -> None:
+    data = base()
+    data["generate"]["endpoint"]["api_key_env"] = "sk-live-SECRET-VALUE"
+    with pytest.raises(ConfigError) as excinfo:
+        load_params(write(tmp_path, data))
+    assert "SECRET" not in str(excinfo.value)
+    assert "sk-live" not in str(excinfo.value)
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text("- just\n- a list\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="must be a YAML mapping"):
+        load_params(path)
