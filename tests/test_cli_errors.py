@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.conftest import REPO_ROOT
 
 TOY_SPEC = {
@@ -21,8 +20,12 @@ TOY_SPEC = {
 GOOD_TRAIN = "text,label\n" + "".join(f"good movie {i},pos\nbad movie {i},neg\n" for i in range(5))
 
 
-def project(tmp_path: Path, train_csv: str = GOOD_TRAIN, test_csv: str = "text,label\nnice,pos\nawful,neg\n",
-            **updates: object) -> Path:
+def project(
+    tmp_path: Path,
+    train_csv: str = GOOD_TRAIN,
+    test_csv: str = "text,label\nnice,pos\nawful,neg\n",
+    **updates: object,
+) -> Path:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
     params.update(tasks=["toy"], custom_tasks={"toy": "toy.yaml"})
     params["prepare"]["min_chars"] = 1
@@ -99,4 +102,6 @@ def test_unreachable_endpoint_leaves_no_synthetic_file(cli, tmp_path: Path) -> N
     done = cli("generate", "--task", "toy", "--mode", "zero_shot", cwd=root)
     assert_one_line_error(done, "127.0.0.1:9")
     assert done.returncode == 4
-    assert not (root / "data" / "synthetic").exists() or not any((root / "data" / "synthetic").rglob("*.jsonl"))
+    assert not (root / "data" / "synthetic").exists() or not any(
+        (root / "data" / "synthetic").rglob("*.jsonl")
+    )

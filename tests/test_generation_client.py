@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from openai_server import ServerConfig, ServerHandle, serve
 
+from openai_server import ServerConfig, ServerHandle, serve
 from synthbench.errors import BudgetExceeded, EndpointError
 from synthbench.generation.batch import poll_batch, submit_batch
 from synthbench.generation.client import ChatClient, ChatRequest, Completion, EndpointConfig
@@ -342,7 +342,7 @@ def test_missing_key_for_remote_endpoint_is_a_one_line_error(
 def test_retries_exhausted_raise_endpoint_error_and_a_rerun_resumes(server: ServerHandle, journal: Journal) -> None:
     server.configure(faults={n: "500" for n in range(4, 40)})  # the first three answers arrive, then only 500s
     client = ChatClient(endpoint(server, concurrency=1, max_retries=2), journal)
-    with pytest.raises(EndpointError, match="failed 3 times.*http_500.*re-run to resume"):
+    with pytest.raises(EndpointError, match=r"failed 3 times.*http_500.*re-run to resume"):
         client.run(make_requests(5))
     assert journal.count() == 3
     server.configure(faults={})

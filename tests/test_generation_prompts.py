@@ -18,13 +18,23 @@ from synthbench.generation.strategies import FewShot, SampleSlot, make_strategy,
 from synthbench.tasks import load_task
 
 SPEC = load_task("rotten_tomatoes")
-REAL = {"fresh": [f"a lovely film number {i} with heart" for i in range(10)],
-        "rotten": [f"a dull film number {i} with no point" for i in range(10)]}
+REAL = {
+    "fresh": [f"a lovely film number {i} with heart" for i in range(10)],
+    "rotten": [f"a dull film number {i} with no point" for i in range(10)],
+}
 
 
 def strategy(mode: str, seed: int = 0):
-    return make_strategy(mode, SPEC, seed=seed, diversity_every=4, diversity_examples=2, real_by_label=REAL,
-                         few_shot_k=3, few_shot_max_words=5)
+    return make_strategy(
+        mode,
+        SPEC,
+        seed=seed,
+        diversity_every=4,
+        diversity_examples=2,
+        real_by_label=REAL,
+        few_shot_k=3,
+        few_shot_max_words=5,
+    )
 
 
 @pytest.mark.parametrize("mode", ["zero_shot", "few_shot"])
@@ -53,7 +63,10 @@ class TestStrategyContract:
 
     def test_identical_prompts_at_different_indices_get_different_keys(self, mode: str) -> None:
         messages = [{"role": "user", "content": "same"}]
-        keys = {request_key("t", mode, SampleSlot("fresh", i), "m", {"temperature": 1}, messages) for i in range(3)}
+        keys = {
+            request_key("t", mode, SampleSlot("fresh", i), "m", {"temperature": 1}, messages)
+            for i in range(3)
+        }
         assert len(keys) == 3
 
 
@@ -70,8 +83,10 @@ def test_few_shot_draws_fresh_real_examples_per_call_and_truncates() -> None:
 
 def test_template_id_changes_with_the_prompt() -> None:
     other = SPEC.model_copy(update={"prompt": SPEC.prompt.model_copy(update={"length_words": 99})})
-    assert strategy("zero_shot").template_id() != make_strategy(
-        "zero_shot", other, seed=0, diversity_every=4, diversity_examples=2).template_id()
+    assert (
+        strategy("zero_shot").template_id()
+        != make_strategy("zero_shot", other, seed=0, diversity_every=4, diversity_examples=2).template_id()
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,4 +110,7 @@ def test_quality_filter_rejects_by_reason() -> None:
     assert quality.check("one two three four five six seven eight nine") == (None, REJECT_TOO_LONG)
     assert quality.check("A truly great film indeed.") == ("A truly great film indeed.", None)
     assert quality.check("a truly GREAT film, indeed!") == (None, REJECT_DUPLICATE)
-    assert quality.check("copied real text here", examples=["Copied real text here."]) == (None, REJECT_COPIED)
+    assert quality.check("copied real text here", examples=["Copied real text here."]) == (
+        None,
+        REJECT_COPIED,
+    )

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -53,7 +52,9 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     repo = tmp_path_factory.mktemp("study")
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "params.yaml"):
         shutil.copy(REPO_ROOT / name, repo / name)
-    shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     set_params(repo, TINY)
     sh("git", "init", "-q", cwd=repo)
     sh("git", "config", "user.email", "t@example.com", cwd=repo)
@@ -64,7 +65,12 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     sh("git", "commit", "-qm", "first study", cwd=repo)
     first_rev = sh("git", "rev-parse", "HEAD", cwd=repo).strip()
     synthetic = repo / "data" / "synthetic" / TASK / "zero_shot.jsonl"
-    return {"repo": repo, "first_output": first, "first_rev": first_rev, "first_bytes": synthetic.read_bytes()}
+    return {
+        "repo": repo,
+        "first_output": first,
+        "first_rev": first_rev,
+        "first_bytes": synthetic.read_bytes(),
+    }
 
 
 def test_first_repro_runs_every_stage_and_writes_metrics(study: dict) -> None:
@@ -73,7 +79,9 @@ def test_first_repro_runs_every_stage_and_writes_metrics(study: dict) -> None:
     assert {f"generate@{TASK}-zero_shot", f"generate@{TASK}-few_shot"} <= ran
     assert {f"evaluate@{TASK}-{c}-minilm-l6" for c in ("real", "zero_shot", "few_shot")} <= ran
     for condition in ("real", "zero_shot", "few_shot"):
-        metrics = json.loads((study["repo"] / "results" / TASK / condition / "minilm-l6" / "metrics.json").read_text())
+        metrics = json.loads(
+            (study["repo"] / "results" / TASK / condition / "minilm-l6" / "metrics.json").read_text()
+        )
         assert 0.0 <= metrics["macro_f1"] <= 1.0 and 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["n_test"] == 10
     summary = (study["repo"] / "reports" / "summary.md").read_text()
@@ -85,8 +93,10 @@ def test_synthetic_rows_carry_provenance_and_summary_counts(study: dict) -> None
     base = study["repo"] / "data" / "synthetic" / TASK
     rows = [json.loads(line) for line in (base / "few_shot.jsonl").read_text().splitlines()]
     summary = json.loads((base / "few_shot.summary.json").read_text())
-    assert summary["accepted_per_label"] == {"fresh": len([r for r in rows if r["label"] == "fresh"]),
-                                             "rotten": len([r for r in rows if r["label"] == "rotten"])}
+    assert summary["accepted_per_label"] == {
+        "fresh": len([r for r in rows if r["label"] == "fresh"]),
+        "rotten": len([r for r in rows if r["label"] == "rotten"]),
+    }
     assert all({"text", "label", "model", "prompt_id", "seed", "sample_index"} <= set(r) for r in rows)
     assert rows and all(r["model"].startswith("embedded/SmolLM2") for r in rows)
     assert summary["client"]["completion_tokens"] > 0
@@ -106,10 +116,17 @@ def test_mlflow_holds_registered_models_with_tags(study: dict) -> None:
         tags = versions[0].tags
         assert tags["synthbench.task"] == TASK and tags["synthbench.condition"] == condition
         assert tags["synthbench.backbone"] == "minilm-l6"
-        stage = f"train_real@{TASK}-minilm-l6" if condition == "real" else f"train_synthetic@{TASK}-{condition}-minilm-l6"
+        stage = (
+            f"train_real@{TASK}-minilm-l6"
+            if condition == "real"
+            else f"train_synthetic@{TASK}-{condition}-minilm-l6"
+        )
         dep_md5 = {d["path"]: d["md5"] for d in lock["stages"][stage]["deps"]}
-        data_path = (f"data/real/{TASK}/train.jsonl" if condition == "real"
-                     else f"data/synthetic/{TASK}/{condition}.jsonl")
+        data_path = (
+            f"data/real/{TASK}/train.jsonl"
+            if condition == "real"
+            else f"data/synthetic/{TASK}/{condition}.jsonl"
+        )
         assert tags["synthbench.dataset_md5"] == dep_md5[data_path]
         run = client.get_run(versions[0].run_id)
         assert 0.0 <= run.data.metrics["test_macro_f1"] <= 1.0
@@ -131,9 +148,14 @@ def test_generation_param_change_reruns_only_downstream_and_checkout_restores(st
     repo = study["repo"]
     set_params(repo, {"generate": {"temperature": 0.3}})
     ran = stages_run(sh("dvc", "repro", cwd=repo))
-    synthetic_stages = {f"{stage}@{TASK}-{mode}" for stage in ("generate",) for mode in ("zero_shot", "few_shot")}
-    downstream = {f"train_synthetic@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot")} | {
-        f"evaluate@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot")} | {"analyze"}
+    synthetic_stages = {
+        f"{stage}@{TASK}-{mode}" for stage in ("generate",) for mode in ("zero_shot", "few_shot")
+    }
+    downstream = (
+        {f"train_synthetic@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot")}
+        | {f"evaluate@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot")}
+        | {"analyze"}
+    )
     assert synthetic_stages <= ran
     assert ran <= synthetic_stages | downstream
     assert not any(s.startswith(("prepare", "train_real", f"evaluate@{TASK}-real")) for s in ran)

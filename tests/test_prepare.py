@@ -29,10 +29,13 @@ def make_task(tmp_path: Path, train: str, test: str, **source: object) -> Params
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
     (tmp_path / "train.csv").write_text(train, encoding="utf-8")
     (tmp_path / "test.csv").write_text(test, encoding="utf-8")
-    return Params.model_validate({
-        "tasks": ["toy"], "custom_tasks": {"toy": str(tmp_path / "toy.yaml")},
-        "prepare": {"train_per_label": 3, "test_per_label": 2, "min_chars": 1},
-    })
+    return Params.model_validate(
+        {
+            "tasks": ["toy"],
+            "custom_tasks": {"toy": str(tmp_path / "toy.yaml")},
+            "prepare": {"train_per_label": 3, "test_per_label": 2, "min_chars": 1},
+        }
+    )
 
 
 def params_with_files(tmp_path: Path, params: Params) -> Params:
@@ -43,7 +46,9 @@ def params_with_files(tmp_path: Path, params: Params) -> Params:
     return Params.model_validate(data)
 
 
-TRAIN = "text,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(6)) + "good 0,pos\nshared,pos\n"
+TRAIN = (
+    "text,label\n" + "".join(f"good {i},pos\nbad {i},neg\n" for i in range(6)) + "good 0,pos\nshared,pos\n"
+)
 TEST = "text,label\nshared,pos\ngood x,pos\nbad x,neg\nbad y,neg\nbad z,neg\n"
 
 

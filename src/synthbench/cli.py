@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -14,8 +13,12 @@ import typer
 
 from synthbench.errors import SynthbenchError
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Can LLM-generated data replace labelled data for your text classifier?")
+app = typer.Typer(
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Can LLM-generated data replace labelled data for your text classifier?",
+)
 cache_app = typer.Typer(no_args_is_help=True, help="Inspect and prune the LLM answer journal.")
 app.add_typer(cache_app, name="cache")
 
@@ -45,7 +48,9 @@ def _echo_json(payload: Any) -> None:
 
 
 @app.command()
-def prepare(task: Annotated[str, typer.Option(help="Task name.")], params: ParamsOption = Path("params.yaml")) -> None:
+def prepare(
+    task: Annotated[str, typer.Option(help="Task name.")], params: ParamsOption = Path("params.yaml")
+) -> None:
     """Real data → data/real/<task>/{train,test}.jsonl + stats.json."""
     from synthbench.prepare import run_prepare
 
@@ -82,8 +87,10 @@ def train(
     from synthbench.training.stage import run_train
 
     manifest = _run(lambda: run_train(task, condition, backbone, _params(params)))
-    typer.echo(f"trained {task}/{condition}/{backbone}: best epoch {manifest['best_epoch']}, "
-               f"val {manifest['best_val']}, run {manifest['mlflow_run_id']}")
+    typer.echo(
+        f"trained {task}/{condition}/{backbone}: best epoch {manifest['best_epoch']}, "
+        f"val {manifest['best_val']}, run {manifest['mlflow_run_id']}"
+    )
 
 
 @app.command()
@@ -97,7 +104,9 @@ def evaluate(
     from synthbench.evaluation.stage import run_evaluate
 
     metrics = _run(lambda: run_evaluate(task, condition, backbone, _params(params)))
-    typer.echo(f"{task}/{condition}/{backbone}: macro_f1={metrics['macro_f1']:.4f} accuracy={metrics['accuracy']:.4f}")
+    typer.echo(
+        f"{task}/{condition}/{backbone}: macro_f1={metrics['macro_f1']:.4f} accuracy={metrics['accuracy']:.4f}"
+    )
 
 
 @app.command()
@@ -118,7 +127,9 @@ def list_tasks(params: ParamsOption = Path("params.yaml")) -> None:
         custom = _params(params).custom_tasks if params.exists() else {}
         for name in available_tasks(custom):
             spec = load_task(name, custom)
-            typer.echo(f"{name:26s} {'★' * spec.subjectivity:5s} {spec.source.kind:5s} {', '.join(spec.label_names)}")
+            typer.echo(
+                f"{name:26s} {'★' * spec.subjectivity:5s} {spec.source.kind:5s} {', '.join(spec.label_names)}"
+            )
 
     _run(show)
 

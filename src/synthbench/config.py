@@ -30,10 +30,14 @@ class LocalSource(_Section):
 
 
 class PrepareParams(_Section):
-    train_per_label: int | None = Field(default=200, gt=0, description="Stratified cap per label; null = all.")
+    train_per_label: int | None = Field(
+        default=200, gt=0, description="Stratified cap per label; null = all."
+    )
     test_per_label: int | None = Field(default=200, gt=0)
     min_chars: int = Field(default=1, ge=1, description="Drop real texts shorter than this (characters).")
-    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Used only when a source has no test split.")
+    test_fraction: float = Field(
+        default=0.2, gt=0, lt=1, description="Used only when a source has no test split."
+    )
 
 
 class EndpointParams(_Section):
@@ -57,20 +61,30 @@ class EndpointParams(_Section):
     def _name_not_secret(cls, value: str | None) -> str | None:
         # A pasted key here would end up in params.yaml, dvc.lock and MLflow: refuse it.
         if value and (value.startswith("sk-") or len(value) > 64):
-            raise ValueError("must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key")
+            raise ValueError(
+                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key"
+            )
         return value
 
 
 class GenerateParams(_Section):
     endpoint: EndpointParams = Field(default_factory=EndpointParams)
     per_label: int = Field(default=100, gt=0, description="Accepted synthetic examples wanted per label.")
-    max_attempts_factor: float = Field(default=3.0, ge=1.0, description="Give up on a label after this × per_label.")
+    max_attempts_factor: float = Field(
+        default=3.0, ge=1.0, description="Give up on a label after this × per_label."
+    )
     temperature: float = Field(default=0.9, ge=0, le=2)
     top_p: float = Field(default=0.95, gt=0, le=1)
-    max_tokens: int | None = Field(default=None, gt=0, description="Default: 2 × the task's length_words.")
-    diversity_every: int = Field(default=10, ge=0, description="Add a diversity prompt every n outputs; 0 = off.")
-    diversity_examples: int = Field(default=3, ge=1)
-    few_shot_k: int = Field(default=3, ge=1, description="Real examples per few-shot prompt (fresh draw per call).")
+    max_tokens: int | None = Field(default=None, gt=0, description="Default: 1.5 × the task's length_words.")
+    diversity_every: int = Field(
+        default=10, ge=0, description="Add a diversity prompt every n outputs; 0 = off."
+    )
+    diversity_examples: int = Field(
+        default=2, ge=1, description="Earlier texts quoted in a diversity prompt."
+    )
+    few_shot_k: int = Field(
+        default=3, ge=1, description="Real examples per few-shot prompt (fresh draw per call)."
+    )
     few_shot_max_words: int = Field(default=60, ge=5, description="Real examples are cut to this many words.")
     min_words: int = Field(default=3, ge=1)
     max_words: int | None = Field(default=None, gt=0, description="Default: 3 × the task's length_words.")
@@ -147,7 +161,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{params_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"{params_path}: must be a YAML mapping of sections (tasks, prepare, generate, ...)")
+        raise ConfigError(
+            f"{params_path}: must be a YAML mapping of sections (tasks, prepare, generate, ...)"
+        )
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:

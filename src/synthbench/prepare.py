@@ -74,13 +74,16 @@ class PreparedTask:
     stats: dict[str, object]
 
 
-def build_real_splits(spec: TaskSpec, raw: dict[str, RawRows], origins: dict[str, str], params: Params) -> PreparedTask:
+def build_real_splits(
+    spec: TaskSpec, raw: dict[str, RawRows], origins: dict[str, str], params: Params
+) -> PreparedTask:
     """Pure core of the stage: raw rows by split → cleaned, deduplicated, capped train/test."""
     cleaned: dict[str, Rows] = {}
     for split, rows in raw.items():
         mapped = map_labels(rows, spec, origins.get(split, split))
         cleaned[split] = [
-            (text, label) for text, label in ((normalise_text(t), lab) for t, lab in mapped)
+            (text, label)
+            for text, label in ((normalise_text(t), lab) for t, lab in mapped)
             if len(text) >= params.prepare.min_chars
         ]
     pool_dupes = 0
@@ -103,7 +106,9 @@ def build_real_splits(spec: TaskSpec, raw: dict[str, RawRows], origins: dict[str
     test = stratified_cap(test, params.prepare.test_per_label, params.seed + 1)
     train_labels = Counter(label for _, label in train)
     if len(train_labels) < 2:
-        raise DataError(f"task {spec.name}: train has {len(train_labels)} label(s) after cleaning; need at least 2")
+        raise DataError(
+            f"task {spec.name}: train has {len(train_labels)} label(s) after cleaning; need at least 2"
+        )
     stats: dict[str, object] = {
         "task": spec.name,
         "labels": spec.label_names,

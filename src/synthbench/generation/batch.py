@@ -30,12 +30,12 @@ from synthbench.generation.client import (
     ChatRequest,
     EndpointConfig,
     UnusableResponse,
+    chat_body,
     classify_error,
     completion_from_response,
     cost_usd,
     fatal_error_message,
     resolve_api_key,
-    split_params,
     worst_case_cost,
 )
 from synthbench.generation.journal import Journal
@@ -119,7 +119,7 @@ def submit_batch(
             "custom_id": request.key,
             "method": "POST",
             "url": BATCH_ENDPOINT,
-            "body": _request_body(config, request),
+            "body": chat_body(config, request),
         }
         for request in missing
     ]
@@ -193,12 +193,6 @@ def poll_batch(
         n_errors=errors,
     )
     return BatchStatus(batch_id, batch.status, total, completed, failed, ingested, errors)
-
-
-def _request_body(config: EndpointConfig, request: ChatRequest) -> dict[str, Any]:
-    kwargs = split_params(request.params)
-    extra = kwargs.pop("extra_body", {})
-    return {"model": config.model, "messages": request.messages, **kwargs, **extra}
 
 
 def _ingest(

@@ -9,7 +9,9 @@ from synthbench.generation.strategies import GenerationStrategy, SampleSlot
 from synthbench.tasks.spec import TaskSpec
 
 
-def render_card(summary: dict[str, Any], *, spec: TaskSpec, strategy: GenerationStrategy, params: Params) -> str:
+def render_card(
+    summary: dict[str, Any], *, spec: TaskSpec, strategy: GenerationStrategy, params: Params
+) -> str:
     client = summary.get("client", {})
     first = SampleSlot(spec.label_names[0], 0)
     example = strategy.messages(first)

@@ -44,10 +44,17 @@ def clean_text(text: str, label_names: Iterable[str] = ()) -> str:
     for name in label_names:
         escaped = re.escape(name)
         cleaned = re.sub(
-            rf"\s*[\(\[]\s*(?:label|sentiment|category)?\s*:?\s*{escaped}\s*[\)\]]\s*$", "", cleaned, flags=re.I
+            rf"\s*[\(\[]\s*(?:label|sentiment|category)?\s*:?\s*{escaped}\s*[\)\]]\s*$",
+            "",
+            cleaned,
+            flags=re.I,
         )
-        cleaned = re.sub(rf"^\s*(?:label|sentiment|category)\s*:\s*{escaped}\b[\s:.-]*", "", cleaned, flags=re.I)
-        cleaned = re.sub(rf"\s*(?:label|sentiment|category)\s*:\s*{escaped}\s*\.?\s*$", "", cleaned, flags=re.I)
+        cleaned = re.sub(
+            rf"^\s*(?:label|sentiment|category)\s*:\s*{escaped}\b[\s:.-]*", "", cleaned, flags=re.I
+        )
+        cleaned = re.sub(
+            rf"\s*(?:label|sentiment|category)\s*:\s*{escaped}\s*\.?\s*$", "", cleaned, flags=re.I
+        )
     return _WHITESPACE.sub(" ", cleaned).strip()
 
 

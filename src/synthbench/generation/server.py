@@ -28,7 +28,7 @@ def free_port() -> int:
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback URL we built)
+        with urllib.request.urlopen(url, timeout=2) as response:
             return response.status == 200
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
         return False
@@ -78,10 +78,21 @@ def embedded_server(
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="synthbench-llama-", suffix=".log", delete=False)  # noqa: SIM115
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
-        "--model", str(model_path), "--model_alias", alias,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--n_ctx", str(n_ctx), "--n_threads", str(n_threads or os.cpu_count() or 1),
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model_path),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(n_threads or os.cpu_count() or 1),
     ]
     base_url = f"http://127.0.0.1:{port}/v1"
     with _sigterm_as_exit():
@@ -91,7 +102,9 @@ def embedded_server(
             deadline = time.monotonic() + startup_timeout_s
             while not _answers(f"{base_url}/models"):
                 if process.poll() is not None:
-                    tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                    tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:] or [
+                        "no output"
+                    ]
                     raise EndpointError(
                         f"embedded llama.cpp server exited with code {process.returncode} ({tail[0][:200]}); "
                         f"log: {log.name}"

@@ -31,7 +31,11 @@ from synthbench.tasks import load_task
 
 def synthetic_paths(task: str, mode: str, root: Path = Path(".")) -> dict[str, Path]:
     base = root / "data" / "synthetic" / task
-    return {"data": base / f"{mode}.jsonl", "summary": base / f"{mode}.summary.json", "card": base / f"{mode}.card.md"}
+    return {
+        "data": base / f"{mode}.jsonl",
+        "summary": base / f"{mode}.summary.json",
+        "card": base / f"{mode}.card.md",
+    }
 
 
 def model_identity(endpoint: EndpointParams) -> str:
@@ -58,30 +62,14 @@ def open_endpoint(endpoint: EndpointParams) -> Iterator[str | None]:
     """Yield the base URL to talk to, starting (and afterwards stopping) the embedded server if asked."""
     if endpoint.kind == "embedded":
         with embedded_server(
-            embedded_gguf_path(), alias=endpoint.model, n_ctx=endpoint.n_ctx,
+            embedded_gguf_path(),
+            alias=endpoint.model,
+            n_ctx=endpoint.n_ctx,
             startup_timeout_s=endpoint.startup_timeout_s,
         ) as base_url:
             yield base_url
     else:
         yield endpoint.base_url
-
-
-def _add_stats(totals: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """Sum one round's client stats into the stage totals (counts, tokens, cost, retries by reason)."""
-    out = dict(totals)
-    for key, value in run.items():
-        if key == "retries":
-            merged = dict(out.get("retries", {}))
-            for reason, count in value.items():
-                merged[reason] = merged.get(reason, 0) + count
-            out["retries"] = merged
-        elif key == "concurrency_min":
-            out[key] = min(out.get(key, value), value)
-        elif key == "concurrency_final":
-            out[key] = value
-        elif isinstance(value, (int, float)):
-            out[key] = round(out.get(key, 0) + value, 6)
-    return out
 
 
 def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -> dict[str, Any]:
@@ -92,14 +80,26 @@ def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -
     for row in real_rows:
         real_by_label[row["label"]].append(row["text"])
     strategy = make_strategy(
-        mode, spec, seed=params.seed, diversity_every=gen.diversity_every,
-        diversity_examples=gen.diversity_examples, real_by_label=real_by_label,
-        few_shot_k=gen.few_shot_k, few_shot_max_words=gen.few_shot_max_words,
+        mode,
+        spec,
+        seed=params.seed,
+        diversity_every=gen.diversity_every,
+        diversity_examples=gen.diversity_examples,
+        real_by_label=real_by_label,
+        few_shot_k=gen.few_shot_k,
+        few_shot_max_words=gen.few_shot_max_words,
     )
     length = spec.prompt.length_words
-    sampling = {"temperature": gen.temperature, "top_p": gen.top_p, "max_tokens": gen.max_tokens or 2 * length}
-    quality = QualityFilter(min_words=gen.min_words, max_words=gen.max_words or 3 * length,
-                            label_names=spec.label_names)
+    # ~1.3 tokens per English word; small models overrun word limits, so the token cap is what bounds cost.
+    default_max_tokens = math.ceil(1.5 * length)
+    sampling = {
+        "temperature": gen.temperature,
+        "top_p": gen.top_p,
+        "max_tokens": gen.max_tokens or default_max_tokens,
+    }
+    quality = QualityFilter(
+        min_words=gen.min_words, max_words=gen.max_words or 3 * length, label_names=spec.label_names
+    )
     model_id = model_identity(gen.endpoint)
     labels = spec.label_names
     attempt_cap = math.ceil(gen.per_label * gen.max_attempts_factor)
@@ -109,17 +109,27 @@ def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -
     rejected: Counter[str] = Counter()
     rejected_by_label: dict[str, Counter[str]] = {label: Counter() for label in labels}
     started = time.perf_counter()
-    totals: dict[str, Any] = {}
 
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=False,
+    )
     with open_endpoint(gen.endpoint) as base_url, Journal(root / gen.journal) as journal, progress:
         client = ChatClient(
             EndpointConfig(
-                base_url=base_url, model=gen.endpoint.model, api_key_env=gen.endpoint.api_key_env,
-                timeout_s=gen.endpoint.timeout_s, max_retries=gen.endpoint.max_retries,
-                concurrency=gen.endpoint.concurrency, rpm=gen.endpoint.rpm, tpm=gen.endpoint.tpm,
-                price_in_per_mtok=gen.price_in_per_mtok, price_out_per_mtok=gen.price_out_per_mtok,
+                base_url=base_url,
+                model=gen.endpoint.model,
+                api_key_env=gen.endpoint.api_key_env,
+                timeout_s=gen.endpoint.timeout_s,
+                max_retries=gen.endpoint.max_retries,
+                concurrency=gen.endpoint.concurrency,
+                rpm=gen.endpoint.rpm,
+                tpm=gen.endpoint.tpm,
+                price_in_per_mtok=gen.price_in_per_mtok,
+                price_out_per_mtok=gen.price_out_per_mtok,
                 budget_usd=gen.budget_usd,
             ),
             journal,
@@ -137,12 +147,19 @@ def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -
                     messages = strategy.messages(slot, previous)
                     request_sampling = {**sampling, "seed": strategy.request_seed(slot)}
                     key = request_key(task, mode, slot, model_id, request_sampling, messages)
-                    meta = {"task": task, "mode": mode, "label": label, "index": slot.index, "model": model_id}
-                    batch.append((slot, ChatRequest(key=key, messages=messages, params=request_sampling, meta=meta)))
+                    meta = {
+                        "task": task,
+                        "mode": mode,
+                        "label": label,
+                        "index": slot.index,
+                        "model": model_id,
+                    }
+                    batch.append(
+                        (slot, ChatRequest(key=key, messages=messages, params=request_sampling, meta=meta))
+                    )
             if not batch:
                 break
             answers = client.run([request for _, request in batch])
-            totals = _add_stats(totals, client.stats.as_dict())
             # Accept in plan order, not arrival order: the dataset must not depend on network timing.
             for slot, request in batch:
                 examples = strategy.examples_for(slot) if isinstance(strategy, FewShot) else []
@@ -152,21 +169,37 @@ def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -
                     rejected_by_label[slot.label][reason] += 1
                     continue
                 if len(accepted[slot.label]) < gen.per_label:
-                    accepted[slot.label].append({
-                        "text": text, "label": slot.label, "mode": mode, "model": model_id,
-                        "prompt_id": strategy.template_id(), "seed": request.params["seed"],
-                        "sample_index": slot.index, "request_key": request.key,
-                    })
+                    accepted[slot.label].append(
+                        {
+                            "text": text,
+                            "label": slot.label,
+                            "mode": mode,
+                            "model": model_id,
+                            "prompt_id": strategy.template_id(),
+                            "seed": request.params["seed"],
+                            "sample_index": slot.index,
+                            "request_key": request.key,
+                        }
+                    )
             progress.update(bar, completed=sum(len(rows) for rows in accepted.values()))
 
     rows = [row for label in labels for row in accepted[label]]
     summary = {
-        "task": task, "mode": mode, "endpoint": public_endpoint(gen.endpoint), "model": model_id,
-        "prompt_id": strategy.template_id(), "sampling": sampling, "seed": params.seed,
-        "per_label_target": gen.per_label, "accepted_per_label": {k: len(v) for k, v in accepted.items()},
-        "attempts_per_label": next_index, "short_labels": [k for k, v in accepted.items() if len(v) < gen.per_label],
-        "rejected": dict(rejected), "rejected_per_label": {k: dict(v) for k, v in rejected_by_label.items()},
-        "n_rows": len(rows), "client": totals,
+        "task": task,
+        "mode": mode,
+        "endpoint": public_endpoint(gen.endpoint),
+        "model": model_id,
+        "prompt_id": strategy.template_id(),
+        "sampling": sampling,
+        "seed": params.seed,
+        "per_label_target": gen.per_label,
+        "accepted_per_label": {k: len(v) for k, v in accepted.items()},
+        "attempts_per_label": next_index,
+        "short_labels": [k for k, v in accepted.items() if len(v) < gen.per_label],
+        "rejected": dict(rejected),
+        "rejected_per_label": {k: dict(v) for k, v in rejected_by_label.items()},
+        "n_rows": len(rows),
+        "client": client.stats.as_dict(),
         "wall_seconds": round(time.perf_counter() - started, 2),
     }
     paths = synthetic_paths(task, mode, root)

@@ -23,14 +23,27 @@ class SampleSlot:
     index: int
 
 
-def request_key(task: str, mode: str, slot: SampleSlot, model: str, sampling: Mapping[str, object],
-                messages: list[Message]) -> str:
+def request_key(
+    task: str,
+    mode: str,
+    slot: SampleSlot,
+    model: str,
+    sampling: Mapping[str, object],
+    messages: list[Message],
+) -> str:
     """Journal key of one request: a content address of everything that determines its answer. Identical
     prompts at different sample indices are different keys (they are meant to give different texts)."""
-    return stable_hash({
-        "task": task, "mode": mode, "label": slot.label, "index": slot.index,
-        "model": model, "sampling": dict(sampling), "messages": messages,
-    })
+    return stable_hash(
+        {
+            "task": task,
+            "mode": mode,
+            "label": slot.label,
+            "index": slot.index,
+            "model": model,
+            "sampling": dict(sampling),
+            "messages": messages,
+        }
+    )
 
 
 def _derive_seed(*parts: object) -> int:
@@ -43,8 +56,17 @@ class GenerationStrategy(ABC):
 
     name: str = "base"
 
-    def __init__(self, spec: TaskSpec, *, seed: int, diversity_every: int, diversity_examples: int) -> None:
+    def __init__(
+        self,
+        spec: TaskSpec,
+        *,
+        seed: int,
+        diversity_every: int,
+        diversity_examples: int,
+        diversity_words: int = 15,
+    ) -> None:
         self.spec = spec
+        self.diversity_words = diversity_words
         self.seed = seed
         self.diversity_every = diversity_every
         self.diversity_examples = diversity_examples
@@ -68,7 +90,11 @@ class GenerationStrategy(ABC):
         """From the second round of ``diversity_every`` outputs on, ask for something unlike earlier outputs."""
         if self.diversity_every <= 0 or slot.index < self.diversity_every or not previous:
             return None
-        shown = "\n".join(f"- {text}" for text in list(previous)[-self.diversity_examples :])
+        # Short excerpts are enough to say "not like these", and keep prompts (and their cost) small.
+        shown = "\n".join(
+            f"- {' '.join(text.split()[: self.diversity_words])}"
+            for text in list(previous)[-self.diversity_examples :]
+        )
         return self.spec.prompt.diversity.format(previous=shown)
 
     @abstractmethod
@@ -118,7 +144,9 @@ class FewShot(GenerationStrategy):
         k: int,
         max_words: int,
     ) -> None:
-        super().__init__(spec, seed=seed, diversity_every=diversity_every, diversity_examples=diversity_examples)
+        super().__init__(
+            spec, seed=seed, diversity_every=diversity_every, diversity_examples=diversity_examples
+        )
         self.real_by_label = {label: list(texts) for label, texts in real_by_label.items()}
         self.k = k
         self.max_words = max_words

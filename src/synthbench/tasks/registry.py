@@ -59,7 +59,9 @@ def load_task(name: str, custom: dict[str, str] | None = None) -> TaskSpec:
     if name in custom:
         spec = load_task_file(custom[name])
         if spec.name != name:
-            raise ConfigError(f"{custom[name]}: name is {spec.name!r} but params custom_tasks calls it {name!r}")
+            raise ConfigError(
+                f"{custom[name]}: name is {spec.name!r} but params custom_tasks calls it {name!r}"
+            )
         return spec
     resource = _builtin_dir().joinpath(f"{name}.yaml")
     if not resource.is_file():
