@@ -15,6 +15,7 @@ http://127.0.0.1:8080/v1``). The test server is not used then.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -48,16 +49,18 @@ def make_requests(n: int, tag: str, max_tokens: int = 32) -> list[ChatRequest]:
     ]
 
 
-def run_chat_client(config: EndpointConfig, requests: list[ChatRequest]) -> tuple[float, dict[str, Any]]:
-    """Wall seconds and client stats for answering ``requests`` with a fresh journal."""
+def run_chat_client(
+    config: EndpointConfig, requests: list[ChatRequest]
+) -> tuple[float, float, dict[str, Any]]:
+    """Wall seconds, this process's CPU seconds and client stats for answering ``requests`` (fresh journal)."""
     with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "journal.sqlite") as journal:
         client = ChatClient(config, journal)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         answers = client.run(requests)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         assert len(answers) == len({r.key for r in requests}), "lost answers"
         assert journal.count() == len(answers), "journal incomplete"
-        return wall, client.stats.as_dict()
+        return wall, cpu, client.stats.as_dict()
 
 
 def run_sequential(base_url: str, model: str, requests: list[ChatRequest]) -> float:
@@ -71,9 +74,14 @@ def run_sequential(base_url: str, model: str, requests: list[ChatRequest]) -> fl
 
 def loopback_benchmark(args: argparse.Namespace) -> None:
     capacity_rps = args.capacity / args.latency
+    load_before = os.getloadavg()[0]
+    scenarios: list[tuple[int, str | None]] = [
+        (args.concurrency, None if value == "none" else value) for value in args.retry_after.split(",")
+    ]
+    if args.concurrency != args.capacity:
+        scenarios.append((args.capacity, None))  # reference: exactly the server's slots, so no 429 at all
     rows: list[tuple[str, int, float, float, str]] = []
-    retry_after_values: list[str | None] = [None if v == "none" else v for v in args.retry_after.split(",")]
-    for retry_after in retry_after_values:
+    for concurrency, retry_after in scenarios:
         config = ServerConfig(
             latency_s=args.latency, capacity=args.capacity, overflow_retry_after=retry_after
         )
@@ -82,43 +90,36 @@ def loopback_benchmark(args: argparse.Namespace) -> None:
                 base_url=server.base_url,
                 model="test-model",
                 api_key_env=None,
-                concurrency=args.concurrency,
+                concurrency=concurrency,
                 max_retries=30,
                 timeout_s=30.0,
             )
-            label = "no Retry-After" if retry_after is None else f"Retry-After: {retry_after}"
-            wall, stats = run_chat_client(endpoint, make_requests(args.n, tag=f"cc-{retry_after}"))
-            server_stats = server.stats()
-            assert server_stats["answered"] == args.n == server_stats["fingerprints"], "duplicate answers"
+            wall, cpu, stats = run_chat_client(
+                endpoint, make_requests(args.n, tag=f"c{concurrency}-{retry_after}")
+            )
+            answered = server.stats()
+            assert answered["answered"] == args.n == answered["fingerprints"], "duplicate answers"
+            header = "no Retry-After" if retry_after is None else f"Retry-After: {retry_after}"
             rows.append(
                 (
-                    f"ChatClient, concurrency {args.concurrency}, 429 with {label}",
+                    f"ChatClient, concurrency {concurrency}, 429s with {header}",
                     args.n,
                     wall,
                     args.n / wall,
-                    f"429s {server_stats['rejected_capacity']}, max in service {server_stats['max_in_service']}, "
-                    f"limit min/final {stats['concurrency_min']}/{stats['concurrency_final']}",
+                    f"429s {answered['rejected_capacity']}, limit min/final "
+                    f"{stats['concurrency_min']}/{stats['concurrency_final']}, "
+                    f"client CPU {1000 * cpu / args.n:.2f} ms/request",
                 )
             )
-            if retry_after == retry_after_values[-1]:
-                server.reset()
-                seq_wall = run_sequential(
-                    server.base_url, "test-model", make_requests(args.sequential_n, "seq")
-                )
-                rows.append(
-                    (
-                        "sequential openai client loop",
-                        args.sequential_n,
-                        seq_wall,
-                        args.sequential_n / seq_wall,
-                        "",
-                    )
-                )
-    sequential_rps = rows[-1][3]
+    with serve(ServerConfig(latency_s=args.latency, capacity=args.capacity), in_process=False) as server:
+        seq_wall = run_sequential(server.base_url, "test-model", make_requests(args.sequential_n, "seq"))
+    sequential_rps = args.sequential_n / seq_wall
+    rows.append(("sequential loop, openai client", args.sequential_n, seq_wall, sequential_rps, ""))
 
     print(
         f"\nTest server: latency {args.latency * 1000:.0f} ms, {args.capacity} slots (429 beyond) → capacity "
-        f"{capacity_rps:.0f} req/s; client CPU: this process, server in a subprocess\n"
+        f"{capacity_rps:.0f} req/s. Server in a subprocess; {os.cpu_count()} CPUs, load average before the "
+        f"run {load_before:.2f}\n"
     )
     print("| run | requests | wall s | req/s | % of capacity | × sequential | notes |")
     print("|---|---:|---:|---:|---:|---:|---|")
@@ -144,7 +145,7 @@ def llama_server_benchmark(args: argparse.Namespace) -> None:
         max_retries=3,
     )
     requests = make_requests(args.llama_n, tag=f"llama-{time.time_ns()}", max_tokens=args.max_tokens)
-    wall, stats = run_chat_client(endpoint, requests)
+    wall, _cpu, stats = run_chat_client(endpoint, requests)
     print(f"\nllama.cpp server {base_url} (model {model}), concurrency {args.llama_concurrency}\n")
     print(
         "| requests | max_tokens | wall s | req/s | completion tokens | generated tokens/s | prompt tokens |"

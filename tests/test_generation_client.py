@@ -36,7 +36,12 @@ def make_requests(n: int, *, tag: str = "r", max_tokens: int = 20) -> list[ChatR
                 {"role": "user", "content": f"Write review number {i} ({tag})."},
             ],
             params={"temperature": 0.9, "top_p": 0.95, "max_tokens": max_tokens, "seed": i},
-            meta={"task": "reviews", "mode": "zero_shot", "label": "positive" if i % 2 else "negative", "index": i},
+            meta={
+                "task": "reviews",
+                "mode": "zero_shot",
+                "label": "positive" if i % 2 else "negative",
+                "index": i,
+            },
         )
         for i in range(n)
     ]
@@ -193,7 +198,10 @@ def test_resume_after_kill_makes_no_repeat_calls(server: ServerHandle, tmp_path:
             ChatClient(config, journal).run(make_requests(40))
         """
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.Popen(
         [sys.executable, "-c", worker, server.base_url, str(journal_path), str(REPO_ROOT / "tests")], env=env
     )
@@ -239,7 +247,9 @@ def test_cancellation_keeps_every_answer_that_arrived(server: ServerHandle, jour
 
     async def cancel_midway() -> None:
         client = ChatClient(endpoint(server), journal)
-        task = asyncio.create_task(client.complete_all(requests, lambda r, c, cached: delivered.append(r.key)))
+        task = asyncio.create_task(
+            client.complete_all(requests, lambda r, c, cached: delivered.append(r.key))
+        )
         while len(delivered) < 10:
             await asyncio.sleep(0.005)
         task.cancel()
@@ -332,15 +342,23 @@ def test_missing_key_for_remote_endpoint_is_a_one_line_error(
     journal: Journal, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SYNTHBENCH_ABSENT_KEY", raising=False)
-    config = EndpointConfig(base_url="https://llm.example.com/v1", model="m", api_key_env="SYNTHBENCH_ABSENT_KEY")
+    config = EndpointConfig(
+        base_url="https://llm.example.com/v1", model="m", api_key_env="SYNTHBENCH_ABSENT_KEY"
+    )
     with pytest.raises(EndpointError, match="SYNTHBENCH_ABSENT_KEY is not set"):
         ChatClient(config, journal)
-    local = EndpointConfig(base_url="http://127.0.0.1:8080/v1", model="m", api_key_env="SYNTHBENCH_ABSENT_KEY")
+    local = EndpointConfig(
+        base_url="http://127.0.0.1:8080/v1", model="m", api_key_env="SYNTHBENCH_ABSENT_KEY"
+    )
     assert repr(ChatClient(local, journal)) == "ChatClient(endpoint='http://127.0.0.1:8080/v1', model='m')"
 
 
-def test_retries_exhausted_raise_endpoint_error_and_a_rerun_resumes(server: ServerHandle, journal: Journal) -> None:
-    server.configure(faults={n: "500" for n in range(4, 40)})  # the first three answers arrive, then only 500s
+def test_retries_exhausted_raise_endpoint_error_and_a_rerun_resumes(
+    server: ServerHandle, journal: Journal
+) -> None:
+    server.configure(
+        faults={n: "500" for n in range(4, 40)}
+    )  # the first three answers arrive, then only 500s
     client = ChatClient(endpoint(server, concurrency=1, max_retries=2), journal)
     with pytest.raises(EndpointError, match=r"failed 3 times.*http_500.*re-run to resume"):
         client.run(make_requests(5))
@@ -365,7 +383,9 @@ def test_retry_after_is_honoured(server: ServerHandle, journal: Journal, form: s
     assert server.stats()["answered"] == 1
 
 
-def test_429_without_retry_after_backs_off_and_halves_concurrency(server: ServerHandle, journal: Journal) -> None:
+def test_429_without_retry_after_backs_off_and_halves_concurrency(
+    server: ServerHandle, journal: Journal
+) -> None:
     server.configure(faults={1: "429", 2: "429", 3: "429"})
     client = ChatClient(endpoint(server, concurrency=1, backoff_base_s=0.2), journal)
     client.run(make_requests(1))
@@ -427,7 +447,9 @@ def test_rate_buckets_pace_requests(
 # -- Batch API ---------------------------------------------------------------------------------------------
 
 
-def test_batch_round_trip_resumes_from_the_journal(server: ServerHandle, journal: Journal, tmp_path: Path) -> None:
+def test_batch_round_trip_resumes_from_the_journal(
+    server: ServerHandle, journal: Journal, tmp_path: Path
+) -> None:
     requests = make_requests(12, tag="batch")
     server.configure(batch_polls=2, batch_fail_ids=[requests[2].key, requests[5].key])
     config = endpoint(server, price_in_per_mtok=2.0, price_out_per_mtok=4.0)

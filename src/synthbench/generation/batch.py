@@ -128,7 +128,8 @@ def submit_batch(
     try:
         with path.open("rb") as handle:
             uploaded = api.files.create(file=handle, purpose="batch")
-        batch = api.batches.create(
+        # not retried by the SDK: a retried create after a lost answer could start (and bill) a second batch
+        batch = api.with_options(max_retries=0).batches.create(
             input_file_id=uploaded.id,
             endpoint=BATCH_ENDPOINT,
             completion_window="24h",

@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import openai
 
-from synthbench.errors import BudgetExceeded, EndpointError
+from synthbench.errors import BudgetExceeded, ConfigError, EndpointError
 from synthbench.generation.journal import Completion, Journal
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -310,6 +310,7 @@ class AdaptiveConcurrency:
         self.maximum = max(1, int(maximum))
         self.min_rise_s = min_rise_s
         self.recovery = 0.9  # fast growth up to this fraction of the overloading level
+        self.probe = 0.25  # growth per round trip past the overloading level
         self.limit = float(self.maximum)
         self.ceiling = float(self.maximum)
         self.in_flight = 0
@@ -377,7 +378,12 @@ class AdaptiveConcurrency:
             self.ceiling = self.limit
             return
         if self.limit < self.maximum:
-            step = 1.0 if self.limit < self.recovery * self.ceiling else 1.0 / self.limit
+            if self.limit < self.recovery * self.ceiling:
+                step = 1.0  # back towards the known-good level: doubles per round trip
+            elif self.limit < self.ceiling:
+                step = 1.0 / self.limit  # ≈ +1 per round trip
+            else:
+                step = self.probe / self.limit  # past the level that overloaded: probe gently
             self.limit = min(float(self.maximum), self.limit + step)
             self._wake()
 
@@ -418,12 +424,24 @@ class TokenBucket:
 # -- the client --------------------------------------------------------------------------------------------
 
 
+def _forget_task(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    """Done-callback: drop the task and collect its exception. A fatal error is already kept in
+    ``ChatClient._failure`` and re-raised once; an uncollected copy would make asyncio print a traceback."""
+
+    def forget(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return forget
+
+
 class ChatClient:
     """Answers ``ChatRequest``s: from the journal when it has them, else from the endpoint (journaled)."""
 
     def __init__(self, config: EndpointConfig, journal: Journal) -> None:
         if config.concurrency < 1 or config.max_retries < 0 or config.timeout_s <= 0:
-            raise EndpointError(
+            raise ConfigError(
                 f"{config.endpoint}: concurrency must be ≥ 1, max_retries ≥ 0 and timeout_s > 0 "
                 f"(got {config.concurrency}, {config.max_retries}, {config.timeout_s}); fix generate.endpoint"
             )
@@ -515,7 +533,7 @@ class ChatClient:
                         self._send(api, request, worst, limiter, buckets, results, on_result)
                     )
                     tasks.add(task)
-                    task.add_done_callback(tasks.discard)
+                    task.add_done_callback(_forget_task(tasks))
                 while tasks:
                     await asyncio.wait(set(tasks))
             except BaseException:
