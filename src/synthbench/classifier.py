@@ -13,7 +13,8 @@ from synthbench.errors import TrainingError
 
 
 class TextClassifier:
-    """Load with ``TextClassifier.load(dir)``; ``predict_proba(texts)`` → float32 (n, n_labels)."""
+    """Load with ``TextClassifier.load(dir)`` (a model directory, or a train stage output directory: its
+    deployed seed's model); ``predict_proba(texts)`` → float32 (n, n_labels)."""
 
     def __init__(self, model: Any, tokenizer: Any, labels: list[str], max_length: int) -> None:
         self.model = model
@@ -26,6 +27,12 @@ class TextClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         model_dir = Path(path)
+        manifest = model_dir / "training.json"
+        if not (model_dir / "config.json").exists() and manifest.exists():
+            # A train stage output (models/<task>/<condition>/<backbone>/): its deployed seed's model.
+            import json
+
+            model_dir = model_dir / json.loads(manifest.read_text(encoding="utf-8")).get("selected_model_dir", ".")
         if not (model_dir / "config.json").exists():
             raise TrainingError(f"{model_dir}: no trained model here; run the train stage (dvc repro) first")
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)
@@ -83,8 +90,8 @@ try:  # mlflow is a hard dependency; the guard keeps this module importable in m
             self.classifier = TextClassifier.load(context.artifacts["model_dir"])
 
         # model_input is left unannotated on purpose: MLflow validates inputs against type hints, and the
-        # logged signature (a DataFrame with a ``text`` column) already describes them.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]  # noqa: ANN001
+        # logged signature (a column of strings) already describes them.
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
             return self.classifier.predict(_texts_from_input(model_input))
 
 except ImportError:  # pragma: no cover

@@ -111,11 +111,12 @@ def evaluate(
 
 @app.command()
 def analyze(params: ParamsOption = Path("params.yaml")) -> None:
-    """All metrics → reports/summary.{md,csv,png}."""
+    """Every result → reports/report.{md,html} (figures/, plots/, tables/, analysis.json) and reports/summary.*."""
     from synthbench.analysis.stage import run_analyze
 
-    _run(lambda: run_analyze(_params(params)))
+    result = _run(lambda: run_analyze(_params(params)))
     typer.echo(Path("reports/summary.md").read_text(encoding="utf-8"))
+    typer.echo(f"Full report: {result['report']} and reports/report.html")
 
 
 @app.command("tasks")

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthbench.analysis.settings import AnalysisSettings as AnalysisParams
 from synthbench.errors import ConfigError
 
 GENERATION_MODES = ("zero_shot", "few_shot")
@@ -96,14 +97,50 @@ class GenerateParams(_Section):
 
 class TrainParams(_Section):
     epochs: int = Field(default=2, ge=1)
-    batch_size: int = Field(default=16, ge=1)
+    batch_size: int = Field(default=16, ge=1, description="Examples per forward pass (per device).")
+    gradient_accumulation_steps: int = Field(
+        default=1, ge=1, description="Optimizer step every n batches: effective batch = batch_size × n."
+    )
     learning_rate: float = Field(default=5e-5, gt=0)
     weight_decay: float = Field(default=0.01, ge=0)
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     max_length: int = Field(default=128, ge=8, le=4096, description="Tokens per text after truncation.")
     val_fraction: float = Field(default=0.1, gt=0, lt=1, description="Of the training condition's own data.")
-    seed: int = 0
-    torch_threads: int | None = Field(default=None, ge=1, description="Default: the machine's cores.")
+    seed: int = Field(default=0, description="The single training seed when `seeds` is not set.")
+    seeds: list[int] | None = Field(
+        default=None, min_length=1,
+        description="One training per seed (metrics: mean ± std and 95% t-interval); default [seed].",
+    )
+    data_seed: int = Field(
+        default=0, description="Seeds the validation split and learning-curve subsamples (same for every seed)."
+    )
+    learning_curve_sizes: list[int] = Field(
+        default_factory=list,
+        description="Real-data learning curve: condition real_n<N> trains on a stratified subsample of N rows.",
+    )
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
+        default="auto", description="auto = bf16 (else fp16) on a CUDA GPU, fp32 on CPU."
+    )
+    torch_threads: int | None = Field(default=None, ge=1, description="Default: the cores this process may use.")
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+    @field_validator("learning_curve_sizes")
+    @classmethod
+    def _sizes_positive(cls, value: list[int]) -> list[int]:
+        if any(size < 2 for size in value) or len(set(value)) != len(value):
+            raise ValueError("learning_curve_sizes must be distinct sizes of at least 2 rows")
+        return value
+
+    @property
+    def seed_list(self) -> list[int]:
+        """The seeds to train with, in order: ``seeds`` if set, else ``[seed]``."""
+        return list(self.seeds) if self.seeds else [self.seed]
 
 
 class TrackingParams(_Section):
@@ -124,6 +161,7 @@ class Params(_Section):
     generate: GenerateParams = Field(default_factory=GenerateParams)
     train: TrainParams = Field(default_factory=TrainParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
+    analysis: AnalysisParams = Field(default_factory=AnalysisParams)
 
     @model_validator(mode="after")
     def _conditions_known(self) -> Params:

@@ -16,14 +16,38 @@ TAG_CONDITION = "synthbench.condition"
 TAG_BACKBONE = "synthbench.backbone"
 TAG_DATASET_MD5 = "synthbench.dataset_md5"
 TAG_STAGE = "synthbench.stage"
+TAG_SEED = "synthbench.seed"
+TAG_SELECTED = "synthbench.selected"  # on the nested run whose model was logged and registered
+TAG_PARENT_RUN = "synthbench.parent_run_id"
+TAG_SOURCE_MODEL = "synthbench.source_model"  # on a task-level version: the "name/version" it was copied from
+CHAMPION_ALIAS = "champion"
 
 
 def registered_model_name(task: str, condition: str, backbone: str) -> str:
     return f"synthbench-{task}-{condition}-{backbone}".replace("+", "_plus_")
 
 
+def task_model_name(task: str) -> str:
+    """The registered model whose ``champion`` alias is the task's best model across conditions/backbones."""
+    return f"synthbench-{task}"
+
+
 def run_name(task: str, condition: str, backbone: str) -> str:
     return f"{task}/{condition}/{backbone}"
+
+
+def seed_run_name(task: str, condition: str, backbone: str, seed: int) -> str:
+    return f"{run_name(task, condition, backbone)}/seed={seed}"
+
+
+def run_tags(task: str, condition: str, backbone: str, dataset_md5: str, stage: str) -> dict[str, str]:
+    return {
+        TAG_TASK: task,
+        TAG_CONDITION: condition,
+        TAG_BACKBONE: backbone,
+        TAG_DATASET_MD5: dataset_md5,
+        TAG_STAGE: stage,
+    }
 
 
 @contextlib.contextmanager

@@ -1,29 +1,82 @@
 """The paper's Table 1: task × condition × backbone → Macro-F1 / accuracy / gap to real, as Markdown, CSV and a
-PNG bar chart. Pure table-building; files are written by ``analysis.stage``."""
+PNG bar chart. Pure table-building; files are written by ``analysis.stage``.
+
+A ``metrics.json`` holds either one run (``macro_f1``, ``accuracy``) or several seeds (``seeds: [{seed,
+macro_f1, accuracy}, ...]`` with ``macro_f1_mean``/``macro_f1_std`` etc.); :func:`seed_summary` reads both.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from synthbench.errors import DataError
 
-def summary_table(metrics: Sequence[dict[str, Any]]) -> pd.DataFrame:
-    """One row per (task, condition, backbone) with macro_f1, accuracy and the gap to the real condition
-    (same task and backbone) in points of Macro-F1 and accuracy (percentage points, negative = worse)."""
-    frame = pd.DataFrame(
-        [{k: m[k] for k in ("task", "condition", "backbone", "macro_f1", "accuracy", "n_test")} for m in metrics]
-    )
+
+def seed_summary(metrics: Mapping[str, Any], name: str) -> tuple[float, float | None, int]:
+    """(mean, std, n_seeds) of metric ``name`` (``macro_f1`` or ``accuracy``, a fraction in [0, 1]).
+
+    Order of preference: ``<name>_mean``/``<name>_std`` as written by the evaluation; else the per-seed values
+    under ``seeds`` (std with ddof=1, None for one seed); else the single value ``<name>`` with std None.
+
+    Raises:
+        DataError: none of those keys is present.
+    """
+    seeds = [row[name] for row in metrics.get("seeds") or [] if row.get(name) is not None]
+    n_seeds = max(len(seeds), 1)
+    if metrics.get(f"{name}_mean") is not None:
+        std = metrics.get(f"{name}_std")
+        if std is None and len(seeds) > 1:
+            std = float(np.std(seeds, ddof=1))
+        return float(metrics[f"{name}_mean"]), None if std is None else float(std), n_seeds
+    if seeds:
+        std = float(np.std(seeds, ddof=1)) if len(seeds) > 1 else None
+        return float(np.mean(seeds)), std, len(seeds)
+    if metrics.get(name) is None:
+        where = "/".join(str(metrics.get(key, "?")) for key in ("task", "condition", "backbone"))
+        raise DataError(f"metrics of {where} have no {name!r}, {name + '_mean'!r} or 'seeds'; re-run evaluate")
+    return float(metrics[name]), None, 1
+
+
+def majority_accuracy(metrics: Mapping[str, Any]) -> float | None:
+    """Accuracy of always predicting the test set's most frequent label (a fraction): the largest
+    ``per_class[*].support`` over the total support; None without per-class supports."""
+    supports = [row.get("support") for row in (metrics.get("per_class") or {}).values()]
+    if not supports or any(s is None for s in supports) or not sum(supports):
+        return None
+    return max(supports) / sum(supports)
+
+
+def summary_table(metrics: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per (task, condition, backbone): ``macro_f1`` and ``accuracy`` (means over seeds, fractions),
+    their ``*_std`` (None for one seed), ``n_seeds``, ``n_test``, ``majority_accuracy`` (see
+    :func:`majority_accuracy`), and the gap to the real condition (same task
+    and backbone) in points of Macro-F1 and accuracy (``*_gap_pts``, percentage points, negative = worse)."""
+    rows = []
+    for m in metrics:
+        macro_f1, macro_f1_std, n_seeds = seed_summary(m, "macro_f1")
+        accuracy, accuracy_std, _ = seed_summary(m, "accuracy")
+        rows.append({
+            "task": m["task"], "condition": m["condition"], "backbone": m["backbone"],
+            "macro_f1": macro_f1, "macro_f1_std": macro_f1_std, "accuracy": accuracy,
+            "accuracy_std": accuracy_std, "n_seeds": n_seeds, "n_test": m.get("n_test"),
+            "majority_accuracy": majority_accuracy(m),
+        })
+    frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     real = frame[frame["condition"] == "real"].set_index(["task", "backbone"])
+
     def gap(row: pd.Series, column: str) -> float | None:
         key = (row["task"], row["backbone"])
         if key not in real.index:
             return None
         return round(100 * (row[column] - real.loc[key, column]), 2)
+
     frame["macro_f1_gap_pts"] = frame.apply(gap, axis=1, column="macro_f1")
     frame["accuracy_gap_pts"] = frame.apply(gap, axis=1, column="accuracy")
     order = {name: i for i, name in enumerate(dict.fromkeys(frame["condition"]))}
@@ -31,7 +84,17 @@ def summary_table(metrics: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return frame.sort_values(["task", "backbone", "_order"]).drop(columns="_order").reset_index(drop=True)
 
 
+def format_pct(value: float | None, std: float | None = None) -> str:
+    """A fraction as percent with one decimal, ``± std`` (also in points) when a spread is known; '—' if None."""
+    if value is None or pd.isna(value):
+        return "—"
+    if std is None or pd.isna(std):
+        return f"{100 * value:.1f}"
+    return f"{100 * value:.1f} ± {100 * std:.1f}"
+
+
 def to_markdown(frame: pd.DataFrame) -> str:
+    """The long table: one Markdown row ``| task | backbone | condition | ... |`` per row of ``frame``."""
     lines = [
         "| task | backbone | condition | Macro-F1 | accuracy | Macro-F1 gap to real (pts) | n test |",
         "|---|---|---|---:|---:|---:|---:|",
@@ -39,24 +102,58 @@ def to_markdown(frame: pd.DataFrame) -> str:
     for row in frame.itertuples(index=False):
         gap = "—" if row.condition == "real" or pd.isna(row.macro_f1_gap_pts) else f"{row.macro_f1_gap_pts:+.1f}"
         lines.append(
-            f"| {row.task} | {row.backbone} | {row.condition} | {100 * row.macro_f1:.1f} | "
-            f"{100 * row.accuracy:.1f} | {gap} | {row.n_test} |"
+            f"| {row.task} | {row.backbone} | {row.condition} | {format_pct(row.macro_f1, row.macro_f1_std)} | "
+            f"{format_pct(row.accuracy, row.accuracy_std)} | {gap} | {row.n_test} |"
         )
     return "\n".join(lines) + "\n"
 
 
+def table_one(frame: pd.DataFrame, conditions: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """The paper's Table 1 layout: one row per (task, backbone), one Macro-F1 and one accuracy column per
+    condition (percent, ``mean ± std`` over seeds when there are several), then the Macro-F1 gap to real of
+    each other condition (percentage points, signed).
+
+    Returns:
+        (header, rows) of strings, ready for a Markdown or HTML table.
+    """
+    others = [condition for condition in conditions if condition != "real"]
+    header = ["task", "backbone"]
+    header += [f"{condition} Macro-F1" for condition in conditions]
+    header += [f"{condition} accuracy" for condition in conditions]
+    header += [f"{condition} gap (pts)" for condition in others]
+    rows: list[list[str]] = []
+    for (task, backbone), group in frame.groupby(["task", "backbone"], sort=False):
+        by_condition = group.set_index("condition")
+        cells = [str(task), str(backbone)]
+        for metric in ("macro_f1", "accuracy"):
+            for condition in conditions:
+                if condition in by_condition.index:
+                    row = by_condition.loc[condition]
+                    cells.append(format_pct(row[metric], row[f"{metric}_std"]))
+                else:
+                    cells.append("—")
+        for condition in others:
+            gap = by_condition["macro_f1_gap_pts"].get(condition)
+            cells.append("—" if gap is None or pd.isna(gap) else f"{gap:+.1f}")
+        rows.append(cells)
+    return header, rows
+
+
 def bar_chart(frame: pd.DataFrame, path: Path) -> None:
-    """Grouped bars: Macro-F1 per task (groups) and condition/backbone (bars)."""
+    """Grouped bars: Macro-F1 per task (groups) and condition/backbone (bars), with ±std error bars when
+    there are several seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pivot = frame.assign(series=frame["condition"] + " / " + frame["backbone"]).pivot_table(
-        index="task", columns="series", values="macro_f1", sort=False
-    )
+    series = frame.assign(series=frame["condition"] + " / " + frame["backbone"])
+    pivot = series.pivot_table(index="task", columns="series", values="macro_f1", sort=False)
+    errors = series.pivot_table(index="task", columns="series", values="macro_f1_std", sort=False, dropna=False)
+    errors = errors.reindex(index=pivot.index, columns=pivot.columns)
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(pivot.index) + 2), 4))
-    pivot.plot.bar(ax=ax, rot=0, width=0.8)
+    yerr = None if errors.isna().all().all() else errors.fillna(0.0)
+    pivot.plot.bar(ax=ax, rot=0, width=0.8, yerr=yerr, capsize=3)
     ax.set_ylabel("Macro-F1 on the real test set")
     ax.set_ylim(0, 1)
     ax.set_title("Real vs synthetic training data")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,12 +37,14 @@ def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels:
 
 
 def expected_calibration_error(proba: np.ndarray, y_true_idx: np.ndarray, n_bins: int = 15) -> float:
-    """ECE with equal-width confidence bins. proba: float (n, k) rows summing to 1; y_true_idx: int (n,)."""
+    """Expected calibration error (Guo et al. 2017): confidence = max class probability, n_bins equal-width bins
+    (low, high] over [0, 1]; ECE = Σ_bins (share of texts in the bin) × |accuracy − mean confidence| in the
+    bin. proba: float (n, k) rows summing to 1; y_true_idx: int (n,). 0 = perfectly calibrated."""
     confidence = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y_true_idx).astype(float)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     ece = 0.0
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
+    for low, high in itertools.pairwise(edges):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())

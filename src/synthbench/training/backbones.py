@@ -27,10 +27,7 @@ BACKBONES: dict[str, Callable[[], str]] = {
 
 def resolve_backbone(name: str) -> str:
     """Return a local path or hub id for ``name``; fail early, with the fix, if it cannot load here."""
-    if name in BACKBONES:
-        location = BACKBONES[name]()
-    else:
-        location = name
+    location = BACKBONES[name]() if name in BACKBONES else name
     if Path(location).exists():
         return location
     from huggingface_hub import try_to_load_from_cache

@@ -1,0 +1,168 @@
+"""train → evaluate → champion into a real MLflow SQLite store, on tiny data with the real MiniLM:
+parent run + nested seed runs, dataset inputs with their DVC md5, seed statistics in metrics.json, a registered
+model with signature and input example that a NEW process reloads by alias and that reproduces the logged
+test accuracy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from tests.test_training_data import FRESH, ROTTEN, TASK, tiny_params, write_tiny_task
+
+from synthbench.data.io import file_md5
+from synthbench.evaluation.compare import compare_conditions, set_champions
+from synthbench.evaluation.stage import run_evaluate
+from synthbench.evaluation.stats import seed_summary
+from synthbench.training.stage import run_train
+
+pytestmark = pytest.mark.slow
+BACKBONE = "minilm-l6"
+SYNTHETIC = [(f"{t}, truly", "fresh") for t in FRESH[:4]] + [(f"{t}, sadly", "rotten") for t in ROTTEN[:4]]
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("registry")
+    # the synthetic file leaks one test text: training must drop it
+    write_tiny_task(root, {"zero_shot": [*SYNTHETIC, (FRESH[8], "fresh")]})
+    two_seeds = tiny_params(root, seeds=[0, 1])
+    one_seed = tiny_params(root, seeds=[0])
+    manifests = {
+        "real": run_train(TASK, "real", BACKBONE, two_seeds, root),
+        "zero_shot": run_train(TASK, "zero_shot", BACKBONE, one_seed, root),
+    }
+    metrics = {c: run_evaluate(TASK, c, BACKBONE, two_seeds, root) for c in manifests}
+    params = two_seeds.model_copy(update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]})
+    champions = set_champions(params, root)
+    import mlflow
+
+    return {
+        "root": root, "manifests": manifests, "metrics": metrics, "champions": champions,
+        "uri": params.tracking_uri, "client": mlflow.MlflowClient(tracking_uri=params.tracking_uri),
+    }
+
+
+def test_parent_run_has_a_nested_run_per_seed(study: dict) -> None:
+    client, manifest = study["client"], study["manifests"]["real"]
+    parent = client.get_run(manifest["mlflow_run_id"])
+    assert parent.data.tags["synthbench.condition"] == "real"
+    assert parent.data.params["train.seed_list"] == "0,1"
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )
+    assert sorted(run.data.tags["synthbench.seed"] for run in children) == ["0", "1"]
+    assert {run.info.run_id for run in children} == {r["mlflow_run_id"] for r in manifest["seeds"]}
+    assert [len(r["history"]) for r in manifest["seeds"]] == [1, 1]
+    for child in children:
+        assert "val_macro_f1" in child.data.metrics and "test_accuracy" in child.data.metrics
+        assert child.data.metrics["best_epoch"] == 1.0
+    assert parent.data.metrics["test_macro_f1"] == pytest.approx(study["metrics"]["real"]["macro_f1"])
+
+
+def test_training_data_is_logged_as_dataset_inputs_with_the_dvc_md5(study: dict) -> None:
+    root, client = study["root"], study["client"]
+    for condition, path in (("real", "data/real/rotten_tomatoes/train.jsonl"),
+                            ("zero_shot", "data/synthetic/rotten_tomatoes/zero_shot.jsonl")):
+        manifest = study["manifests"][condition]
+        for run_id in (manifest["mlflow_run_id"], manifest["registered_run_id"]):
+            inputs = client.get_run(run_id).inputs.dataset_inputs
+            assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [
+                (f"{TASK}/{condition}", file_md5(root / path))
+            ]
+            assert json.loads(inputs[0].dataset.source)["uri"].endswith(path)
+            assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
+        assert manifest["dataset_md5"] == file_md5(root / path)
+
+
+def test_leaked_test_text_is_dropped_before_the_split(study: dict) -> None:
+    data = study["manifests"]["zero_shot"]["data"]
+    assert data["removed"] == {"test_overlap": 1, "duplicates": 0}
+    assert data["n_rows"] == len(SYNTHETIC)
+
+
+def test_metrics_report_the_mean_std_and_t_interval_over_seeds(study: dict) -> None:
+    metrics = study["metrics"]["real"]
+    assert [s["seed"] for s in metrics["seeds"]] == [0, 1] and metrics["n_test"] == 6
+    for name in ("macro_f1", "accuracy"):
+        per_seed = [s[name] for s in metrics["seeds"]]
+        expected = seed_summary(per_seed, bounds=(0.0, 1.0))
+        assert metrics[name] == metrics[f"{name}_mean"] == pytest.approx(sum(per_seed) / 2)
+        assert metrics[f"{name}_std"] == pytest.approx(expected["std"])
+        assert metrics[f"{name}_ci95"] == {"low": pytest.approx(expected["ci_low"]),
+                                           "high": pytest.approx(expected["ci_high"])}
+    single = study["metrics"]["zero_shot"]
+    assert single["n_seeds"] == 1 and single["macro_f1_std"] is None and single["macro_f1_ci95"] is None
+    out = study["root"] / "results" / TASK / "real" / BACKBONE
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["macro_f1"] == metrics["macro_f1"] and set(on_disk["per_class"]) == {"fresh", "rotten"}
+    assert (out / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(set(r["prediction_by_seed"]) == {"0", "1"} for r in rows)
+    assert all(abs(sum(r["proba"].values()) - 1) < 1e-4 for r in rows)
+
+
+def test_registered_model_has_signature_input_example_and_tags(study: dict) -> None:
+    import mlflow
+
+    manifest = study["manifests"]["real"]
+    name, version = manifest["registered_model"], manifest["registered_version"]
+    model_version = study["client"].get_model_version(name, version)
+    assert model_version.run_id == manifest["registered_run_id"]
+    assert model_version.tags["synthbench.seed"] == str(manifest["selected_seed"])
+    assert model_version.tags["synthbench.dataset_md5"] == manifest["dataset_md5"]
+    mlflow.set_tracking_uri(study["uri"])
+    info = mlflow.models.get_model_info(f"models:/{name}/{version}")
+    assert info.signature.inputs.input_types() == [mlflow.types.DataType.string]
+    assert info.saved_input_example_info["artifact_path"] == "input_example.json"
+
+
+def test_champion_is_the_best_condition_and_reloads_in_a_new_process(study: dict) -> None:
+    champion = study["champions"][TASK]
+    metrics = study["metrics"]
+    best = max(("real", "zero_shot"), key=lambda c: (metrics[c]["macro_f1"], metrics[c]["accuracy"]))
+    assert champion["condition"] == best and champion["uri"] == f"models:/synthbench-{TASK}@champion"
+    manifest = study["manifests"][best]
+    logged = study["client"].get_run(manifest["registered_run_id"]).data.metrics["test_accuracy"]
+    test = [json.loads(line) for line in (study["root"] / "data/real" / TASK / "test.jsonl").read_text().splitlines()]
+    script = (
+        "import json, sys, mlflow\n"
+        "mlflow.set_tracking_uri(sys.argv[1])\n"
+        "model = mlflow.pyfunc.load_model(sys.argv[2])\n"
+        "print(json.dumps(list(model.predict(json.loads(sys.argv[3])))))\n"
+    )
+    for uri in (champion["uri"], f"models:/{champion['registered_model']}@champion"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, study["uri"], uri, json.dumps([r["text"] for r in test])],
+            capture_output=True, text=True, timeout=300, check=False,
+            env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        predicted = json.loads(done.stdout.strip().splitlines()[-1])
+        accuracy = sum(p == r["label"] for p, r in zip(predicted, test, strict=True)) / len(test)
+        assert accuracy == pytest.approx(logged)
+
+
+def test_set_champions_again_copies_nothing_new(study: dict) -> None:
+    params = tiny_params(study["root"]).model_copy(update={"conditions": ["real", "zero_shot"],
+                                                           "modes": ["zero_shot"]})
+    again = set_champions(params, study["root"])
+    assert again == study["champions"]
+    versions = study["client"].search_model_versions(f"name='synthbench-{TASK}'")
+    assert len(versions) == 1
+
+
+def test_paired_bootstrap_between_two_evaluated_conditions(study: dict) -> None:
+    result = compare_conditions(TASK, "real", "zero_shot", BACKBONE, study["root"], n_resamples=200)
+    real, synthetic = (
+        [json.loads(line) for line in (study["root"] / "results" / TASK / c / BACKBONE / "predictions.jsonl")
+         .read_text().splitlines()] for c in ("real", "zero_shot")
+    )
+    macro_selected = study["metrics"]["real"]["selected"]["macro_f1"] - study["metrics"]["zero_shot"]["selected"][
+        "macro_f1"]
+    assert result["diff"] == pytest.approx(macro_selected)
+    assert result["ci_low"] <= result["diff"] <= result["ci_high"] and 0 < result["p_value"] <= 1
+    assert len(real) == len(synthetic) == result["n"] == 6
