@@ -35,16 +35,25 @@ def dedupe(rows: Rows) -> tuple[Rows, int]:
     return kept, len(rows) - len(kept)
 
 
-def stratified_split(rows: Rows, test_fraction: float, seed: int) -> tuple[Rows, Rows]:
-    """Per label (sorted), shuffle indices with ``random.Random(seed)`` and send round(f·n) to test."""
-    rng = random.Random(seed)
+def shuffled_indices_by_label(rows: Rows, seed: int) -> dict[str, list[int]]:
+    """Row indices per label, labels in sorted order, each list shuffled by one ``random.Random(seed)``
+    consumed label by label (so a split or cap is reproducible from the seed alone)."""
     by_label: dict[str, list[int]] = defaultdict(list)
     for index, (_, label) in enumerate(rows):
         by_label[label].append(index)
-    test_idx: set[int] = set()
+    rng = random.Random(seed)
+    shuffled: dict[str, list[int]] = {}
     for label in sorted(by_label):
         indices = by_label[label][:]
         rng.shuffle(indices)
+        shuffled[label] = indices
+    return shuffled
+
+
+def stratified_split(rows: Rows, test_fraction: float, seed: int) -> tuple[Rows, Rows]:
+    """Per label, round(f·n) of the shuffled indices go to test."""
+    test_idx: set[int] = set()
+    for indices in shuffled_indices_by_label(rows, seed).values():
         test_idx.update(indices[: round(test_fraction * len(indices))])
     train = [row for i, row in enumerate(rows) if i not in test_idx]
     test = [row for i, row in enumerate(rows) if i in test_idx]
@@ -55,14 +64,8 @@ def stratified_cap(rows: Rows, per_label: int | None, seed: int) -> Rows:
     """Keep at most ``per_label`` rows of each label, chosen by a seeded shuffle; source order is kept."""
     if per_label is None:
         return rows
-    rng = random.Random(seed)
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for index, (_, label) in enumerate(rows):
-        by_label[label].append(index)
     keep: set[int] = set()
-    for label in sorted(by_label):
-        indices = by_label[label][:]
-        rng.shuffle(indices)
+    for indices in shuffled_indices_by_label(rows, seed).values():
         keep.update(indices[:per_label])
     return [row for i, row in enumerate(rows) if i in keep]
 
