@@ -27,6 +27,7 @@ configuration's fastest run (best of --repeats, the least disturbed one); every 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import resource
@@ -139,6 +140,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rows", type=int, default=None, help="Use a stratified sample of N training rows.")
     parser.add_argument("--repeats", type=int, default=2, help="Interleaved runs per configuration (best reported).")
+    parser.add_argument("--runs-file", default=None,
+                        help="JSON lines of finished runs: appended to, and read back to resume an interrupted run.")
     args = parser.parse_args()
 
     import torch
@@ -173,8 +176,16 @@ def main() -> None:
         fine_tune(location, train[:16], val[:4], labels, params.model_copy(update={"epochs": 1}),
                   Path(work) / "final", Path(work) / "ckpt")
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in configs}  # loop, wall, other
-    for _ in range(args.repeats):
+    log = Path(args.runs_file) if args.runs_file else None
+    if log and log.exists():  # resume: runs finished by an earlier, interrupted invocation count
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            if entry["name"] in runs:
+                runs[entry["name"]].append((entry["loop"], entry["wall"], entry["other"]))
+    for repeat in range(args.repeats):
         for name, run in configs:  # interleaved, so drift in machine load hits every configuration alike
+            if len(runs[name]) > repeat:
+                continue
             torch.set_num_threads(default_threads)
             with tempfile.TemporaryDirectory(prefix="synthbench-bench-") as work:
                 busy, own = _busy_seconds(), _own_seconds()
@@ -183,6 +194,11 @@ def main() -> None:
                 wall = time.perf_counter() - started
                 other = max(0.0, (_busy_seconds() - busy) - (_own_seconds() - own)) / wall
             runs[name].append((loop, wall, other))
+            print(f"run: {name}: loop {loop:.1f} s, wall {wall:.1f} s, other cores {other:.2f}", file=sys.stderr,
+                  flush=True)
+            if log:
+                with log.open("a") as handle:
+                    handle.write(json.dumps({"name": name, "loop": loop, "wall": wall, "other": other}) + "\n")
 
     examples = len(train) * params.epochs
     best = {name: min(values, key=lambda v: v[1]) for name, values in runs.items()}
