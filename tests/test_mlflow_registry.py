@@ -14,6 +14,7 @@ import pytest
 from tests.test_training_data import FRESH, ROTTEN, TASK, tiny_params, write_tiny_task
 
 from synthbench.data.io import file_md5
+from synthbench.errors import ConfigError
 from synthbench.evaluation.compare import compare_conditions, set_champions
 from synthbench.evaluation.stage import run_evaluate
 from synthbench.evaluation.stats import seed_summary
@@ -166,3 +167,16 @@ def test_paired_bootstrap_between_two_evaluated_conditions(study: dict) -> None:
     assert result["diff"] == pytest.approx(macro_selected)
     assert result["ci_low"] <= result["diff"] <= result["ci_high"] and 0 < result["p_value"] <= 1
     assert len(real) == len(synthetic) == result["n"] == 6
+
+
+def test_evaluate_and_champion_in_another_tracking_store_fail_with_the_fix(study: dict, tmp_path) -> None:
+    elsewhere = tiny_params(tmp_path).model_copy(update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]})
+    before = (study["root"] / "results" / TASK / "real" / BACKBONE / "metrics.json").read_bytes()
+    with pytest.raises(ConfigError) as caught:
+        run_evaluate(TASK, "real", BACKBONE, elsewhere, study["root"])
+    message = str(caught.value)
+    assert study["manifests"]["real"]["mlflow_run_id"] in message and str(tmp_path) in message
+    assert "MLFLOW_TRACKING_URI" in message and "\n" not in message
+    assert (study["root"] / "results" / TASK / "real" / BACKBONE / "metrics.json").read_bytes() == before
+    with pytest.raises(ConfigError, match=r"registered model synthbench-rotten_tomatoes-.* is not in the tracking"):
+        set_champions(elsewhere, study["root"])

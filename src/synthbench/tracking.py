@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 
 from synthbench.config import Params
+from synthbench.errors import ConfigError
 
 TAG_TASK = "synthbench.task"
 TAG_CONDITION = "synthbench.condition"
@@ -72,6 +73,27 @@ def configure(params: Params) -> str:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    user_uri = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(params.tracking_uri)
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI; left there it would override every later Params'
+    # tracking.uri in this process (Params.tracking_uri reads it). Only the user's own setting may do that.
+    if user_uri is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = user_uri
     experiment = mlflow.set_experiment(params.tracking.experiment)
     return str(experiment.experiment_id)
+
+
+def require_run(client: object, run_id: str, params: Params, what: str) -> None:
+    """ConfigError unless ``run_id`` exists in the configured store: a run logged under one tracking URI is
+    not in another (MLFLOW_TRACKING_URI is not a DVC param, so switching it does not re-run training)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(run_id)  # type: ignore[attr-defined]
+    except MlflowException:
+        raise ConfigError(
+            f"{what}: MLflow run {run_id} is not in the tracking store {params.tracking_uri}; use the "
+            f"MLFLOW_TRACKING_URI it was trained with, or re-train there (dvc repro -f -s <train stage>)"
+        ) from None

@@ -11,7 +11,7 @@ from typing import Any
 from synthbench import tracking
 from synthbench.config import Params
 from synthbench.data.io import read_json, read_jsonl, write_json
-from synthbench.errors import DataError
+from synthbench.errors import ConfigError, DataError
 from synthbench.evaluation.stage import results_dir
 from synthbench.evaluation.stats import paired_bootstrap
 
@@ -65,6 +65,7 @@ def set_champions(
     returns ``reports/champions.json``: task → condition, backbone, macro_f1, accuracy, models and versions.
     """
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     candidates = list(conditions or params.conditions)
     champions: dict[str, dict[str, Any]] = {}
@@ -88,6 +89,14 @@ def set_champions(
                 champions[task] = {**entry, "note": "no registered model (tracking.register_models is false)"}
                 continue
             name, version = entry["registered_model"], str(entry["version"])
+            try:
+                client.get_model_version(name, version)
+            except MlflowException:
+                raise ConfigError(
+                    f"registered model {name} version {version} (from models/{task}/{best['condition']}/"
+                    f"{best['backbone']}/training.json) is not in the tracking store {params.tracking_uri}; use "
+                    f"the MLFLOW_TRACKING_URI it was trained with, or re-train there"
+                ) from None
             client.set_registered_model_alias(name, tracking.CHAMPION_ALIAS, version)
             for other in evaluated:
                 other_name = tracking.registered_model_name(task, other["condition"], other["backbone"])

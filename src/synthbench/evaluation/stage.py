@@ -66,6 +66,11 @@ def run_evaluate(task: str, condition: str, backbone: str, params: Params, root:
             f"{test_path}: test labels {unknown} are not among the model's labels {model_labels}; re-run prepare "
             f"and train for this task (dvc repro) so both use the task's current label set"
         )
+    parent_id = manifest.get("mlflow_run_id")
+    if parent_id:  # fail before any work when the training's MLflow run is not where we would log
+        with tracking.quiet_mlflow():
+            tracking.configure(params)
+            tracking.require_run(mlflow.MlflowClient(), parent_id, params, str(model_path / "training.json"))
     texts = [str(row["text"]) for row in test]
     truth = [str(row["label"]) for row in test]
 
@@ -136,7 +141,6 @@ def run_evaluate(task: str, condition: str, backbone: str, params: Params, root:
                    title=f"{task} / {condition} / {backbone} (seed {chosen['seed']})")
     write_json(out / "metrics.json", metrics)
 
-    parent_id = manifest.get("mlflow_run_id")
     if parent_id:
         with tracking.quiet_mlflow():
             tracking.configure(params)
