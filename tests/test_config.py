@@ -28,7 +28,8 @@ def test_repo_params_validate_and_keep_offline_default() -> None:
     assert params.tasks == ["bbc_news", "rotten_tomatoes"]
     assert params.generate.endpoint.kind == "embedded"
     assert params.backbones == ["minilm-l6"]
-    assert params.conditions == ["real", "zero_shot", "few_shot"]
+    assert params.conditions == params.expected_conditions
+    assert {"real", "zero_shot", "few_shot", "real+zero_shot", "real+few_shot"} <= set(params.conditions)
 
 
 @pytest.mark.parametrize(
@@ -38,7 +39,13 @@ def test_repo_params_validate_and_keep_offline_default() -> None:
         (lambda p: p["generate"].update(temprature=0.7), "unknown key 'generate.temprature'"),
         (lambda p: p.update(extra_section={}), "unknown key 'extra_section'"),
         (lambda p: p["generate"]["endpoint"].update(api_key_env="sk-live-abc123"), "NAME of an environment"),
-        (lambda p: p.update(conditions=["real", "zero_shot"]), "conditions must be 'real' plus every mode"),
+        (lambda p: p.update(conditions=["real", "zero_shot"], mixes=[]) or p["train"].update(learning_curve_sizes=[]),
+         "conditions must list 'real', every mode, real+<mix> for every mix and real_n<N> for every "
+         "train.learning_curve_sizes entry: ['real', 'zero_shot', 'few_shot'], got ['real', 'zero_shot']"),
+        (lambda p: p.update(mixes=["few_shot"]) or p["train"].update(learning_curve_sizes=[30]),
+         "['real', 'zero_shot', 'few_shot', 'real+few_shot', 'real_n30'], got"),
+        (lambda p: p.update(modes=["zero_shot"], mixes=["few_shot"], conditions=["real", "zero_shot"]),
+         "mixes ['few_shot'] are not among the modes ['zero_shot']"),
         (lambda p: p.pop("tasks"), "missing key 'tasks'"),
     ],
 )
@@ -67,3 +74,10 @@ def test_not_a_mapping(tmp_path: Path) -> None:
     path.write_text("- just\n- a list\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="must be a YAML mapping"):
         load_params(path)
+
+
+def test_paper_profile_validates_with_mixes_curve_and_seeds() -> None:
+    params = load_params(REPO_PARAMS.parent / "profiles" / "paper.yaml")
+    assert len(params.tasks) == 10 and params.mixes == ["zero_shot", "few_shot"]
+    assert set(params.conditions) == set(params.expected_conditions)
+    assert "real_n1000" in params.conditions and len(params.train.seed_list) == 3

@@ -22,8 +22,11 @@ TINY = {
     "tasks": [TASK],
     "prepare": {"train_per_label": 6, "test_per_label": 5},
     "generate": {"per_label": 3, "diversity_every": 2, "max_tokens": 40, "max_attempts_factor": 4},
-    "train": {"epochs": 1, "batch_size": 4},
+    "train": {"epochs": 1, "batch_size": 4, "learning_curve_sizes": [8]},
+    "mixes": ["zero_shot"],
+    "conditions": ["real", "zero_shot", "few_shot", "real+zero_shot", "real_n8"],
 }
+CONDITIONS = TINY["conditions"]
 
 
 def sh(*args: str, cwd: Path) -> str:
@@ -77,16 +80,39 @@ def test_first_repro_runs_every_stage_and_writes_metrics(study: dict) -> None:
     ran = stages_run(study["first_output"])
     assert f"prepare@{TASK}" in ran
     assert {f"generate@{TASK}-zero_shot", f"generate@{TASK}-few_shot"} <= ran
-    assert {f"evaluate@{TASK}-{c}-minilm-l6" for c in ("real", "zero_shot", "few_shot")} <= ran
-    for condition in ("real", "zero_shot", "few_shot"):
+    assert {f"train_mix@{TASK}-zero_shot-minilm-l6", f"train_curve@{TASK}-8-minilm-l6", "champion"} <= ran
+    assert {f"evaluate@{TASK}-{c}-minilm-l6" for c in CONDITIONS} <= ran
+    for condition in CONDITIONS:
         metrics = json.loads(
             (study["repo"] / "results" / TASK / condition / "minilm-l6" / "metrics.json").read_text()
         )
         assert 0.0 <= metrics["macro_f1"] <= 1.0 and 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["n_test"] == 10
     summary = (study["repo"] / "reports" / "summary.md").read_text()
-    assert summary.count(f"| {TASK} | minilm-l6 |") == 3
+    assert summary.count(f"| {TASK} | minilm-l6 |") == len(CONDITIONS)
     assert (study["repo"] / "reports" / "summary.png").stat().st_size > 1000
+
+
+def test_mix_and_curve_train_on_what_they_say_and_champion_points_at_the_best(study: dict) -> None:
+    import mlflow
+
+    repo = study["repo"]
+    manifest = {c: json.loads((repo / "models" / TASK / c / "minilm-l6" / "training.json").read_text())
+                for c in ("real", "zero_shot", "real+zero_shot", "real_n8")}
+    rows = {c: m["n_train"] + m["n_val"] for c, m in manifest.items()}
+    assert rows["real_n8"] == 8
+    # the mix holds every real row and the zero-shot rows that are not repeats of them
+    assert max(rows["real"], rows["zero_shot"]) < rows["real+zero_shot"] <= rows["real"] + rows["zero_shot"]
+    metrics = {c: json.loads((repo / "results" / TASK / c / "minilm-l6" / "metrics.json").read_text())
+               for c in CONDITIONS}
+    champions = json.loads((repo / "reports" / "champions.json").read_text())
+    best = max(CONDITIONS, key=lambda c: (metrics[c]["macro_f1"], metrics[c]["accuracy"]))  # first on ties
+    assert champions[TASK]["condition"] == best
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    version = client.get_model_version_by_alias(f"synthbench-{TASK}", "champion")
+    assert version.tags["synthbench.condition"] == best
+    curve = (repo / "reports" / "plots" / "learning_curve" / f"{TASK}-minilm-l6.csv").read_text().splitlines()
+    assert curve[0].startswith("real_rows,macro_f1") and len(curve) == 3  # real_n8 and real
 
 
 def test_synthetic_rows_carry_provenance_and_summary_counts(study: dict) -> None:
@@ -153,12 +179,13 @@ def test_generation_param_change_reruns_only_downstream_and_checkout_restores(st
     }
     downstream = (
         {f"train_synthetic@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot")}
-        | {f"evaluate@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot")}
-        | {"analyze"}
+        | {f"evaluate@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot", "real+zero_shot")}
+        | {f"train_mix@{TASK}-zero_shot-minilm-l6", "champion", "analyze"}
     )
     assert synthetic_stages <= ran
     assert ran <= synthetic_stages | downstream
-    assert not any(s.startswith(("prepare", "train_real", f"evaluate@{TASK}-real")) for s in ran)
+    untouched = {f"evaluate@{TASK}-{c}-minilm-l6" for c in ("real", "real_n8")}
+    assert not any(s.startswith(("prepare", "train_real", "train_curve")) or s in untouched for s in ran)
     synthetic = repo / "data" / "synthetic" / TASK / "zero_shot.jsonl"
     assert synthetic.read_bytes() != study["first_bytes"]
     sh("git", "add", "-A", cwd=repo)

@@ -110,6 +110,17 @@ def evaluate(
 
 
 @app.command()
+def champion(params: ParamsOption = Path("params.yaml")) -> None:
+    """Point the MLflow alias ``champion`` at each task's best evaluated model → reports/champions.json."""
+    from synthbench.evaluation.compare import set_champions
+
+    champions = _run(lambda: set_champions(_params(params)))
+    for task, entry in champions.items():
+        where = entry.get("uri") or entry.get("note", "")
+        typer.echo(f"{task}: {entry['condition']}/{entry['backbone']} macro_f1={entry['macro_f1']:.4f} → {where}")
+
+
+@app.command()
 def analyze(params: ParamsOption = Path("params.yaml")) -> None:
     """Every result → reports/report.{md,html} (figures/, plots/, tables/, analysis.json) and reports/summary.*."""
     from synthbench.analysis.stage import run_analyze

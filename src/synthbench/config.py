@@ -89,6 +89,13 @@ class GenerateParams(_Section):
     few_shot_max_words: int = Field(default=60, ge=5, description="Real examples are cut to this many words.")
     min_words: int = Field(default=3, ge=1)
     max_words: int | None = Field(default=None, gt=0, description="Default: 3 × the task's length_words.")
+    near_duplicate_threshold: float | None = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Reject a text whose MinHash Jaccard similarity (word 3-grams) with an accepted one is at "
+        "least this; null = exact duplicates only.",
+    )
     price_in_per_mtok: float = Field(default=0.0, ge=0)
     price_out_per_mtok: float = Field(default=0.0, ge=0)
     budget_usd: float | None = Field(default=None, gt=0)
@@ -153,6 +160,9 @@ class Params(_Section):
     seed: int = 0
     tasks: list[str] = Field(min_length=1)
     modes: list[Literal["zero_shot", "few_shot"]] = Field(default_factory=lambda: list(GENERATION_MODES))
+    mixes: list[Literal["zero_shot", "few_shot"]] = Field(
+        default_factory=list, description="Modes also trained as real+<mode> (real rows plus that mode's rows)."
+    )
     conditions: list[str] = Field(default_factory=lambda: ["real", *GENERATION_MODES])
     backbones: list[str] = Field(default_factory=lambda: ["minilm-l6"])
     custom_tasks: dict[str, str] = Field(default_factory=dict, description="task name → YAML spec path")
@@ -165,11 +175,26 @@ class Params(_Section):
 
     @model_validator(mode="after")
     def _conditions_known(self) -> Params:
-        # dvc.yaml trains 'real' and every mode; evaluate/analyze iterate over conditions: they must agree.
-        expected = {"real", *self.modes}
-        if set(self.conditions) != expected or len(self.conditions) != len(expected):
-            raise ValueError(f"conditions must be 'real' plus every mode {self.modes}, got {self.conditions}")
+        # dvc.yaml trains 'real', every mode, every mix and every learning-curve size (one matrix each, since
+        # their deps differ); evaluate/analyze iterate over `conditions`: the two must agree.
+        unknown_mixes = [mix for mix in self.mixes if mix not in self.modes]
+        if unknown_mixes:
+            raise ValueError(f"mixes {unknown_mixes} are not among the modes {self.modes}")
+        expected = self.expected_conditions
+        if set(self.conditions) != set(expected) or len(self.conditions) != len(expected):
+            raise ValueError(
+                f"conditions must list 'real', every mode, real+<mix> for every mix and real_n<N> for every "
+                f"train.learning_curve_sizes entry: {expected}, got {self.conditions}"
+            )
         return self
+
+    @property
+    def expected_conditions(self) -> list[str]:
+        """What ``conditions`` must hold (any order): real, the modes, the mixes, then the learning curve."""
+        return [
+            "real", *self.modes, *(f"real+{mix}" for mix in self.mixes),
+            *(f"real_n{size}" for size in self.train.learning_curve_sizes),
+        ]
 
     @property
     def tracking_uri(self) -> str:
@@ -186,6 +211,8 @@ def _describe(exc: ValidationError) -> str:
         return f"missing key {key!r}; add it"
     if "key" in key or "token" in key or "secret" in key:
         return f"key {key!r}: {first['msg']}"  # never echo what may be a credential
+    if not first["loc"]:  # a whole-file check: its input is the whole file, so the message says it all
+        return str(first["msg"]).removeprefix("Value error, ")
     return f"key {key!r}: {first['msg']} (got {first.get('input')!r})"
 
 

@@ -112,3 +112,21 @@ def diversity_figure(diversity: pd.DataFrame, path: Path, sets: Sequence[str]) -
         ax.set(ylabel="mean cosine distance (higher = more diverse)", title=title, xlabel="")
         ax.legend(fontsize=8)
     _save(fig, path)
+
+
+def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, backbone: str, path: Path) -> None:
+    """Test Macro-F1 against real training rows (log x) for one task and backbone, with each other condition's
+    Macro-F1 as a dashed horizontal line. ``points``: :func:`synthbench.analysis.learning_curve.learning_curve_frame`
+    rows; ``worth``: :func:`~synthbench.analysis.learning_curve.worth_frame` rows."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4))
+    points = points.sort_values("real_rows")
+    ax.plot(points["real_rows"], points["macro_f1"], marker="o", color="black", label="real (subsamples)")
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, row in enumerate(worth.itertuples(index=False)):
+        ax.axhline(row.macro_f1, linestyle="--", color=colours[i % len(colours)], label=str(row.condition))
+    ax.set_xscale("log")
+    ax.set(xlabel="real training rows (log scale)", ylabel="test Macro-F1",
+           title=f"{task} ({backbone}): what synthetic data is worth")
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthbench.analysis.learning_curve import describe_worth
 from synthbench.analysis.report import Block, Bullets, Figure, Heading, Paragraph, Table
 from synthbench.analysis.summary import table_one
 from synthbench.analysis.tasklevel import describe_correlation
@@ -23,6 +24,7 @@ SECTIONS = (
     "Task subjectivity and the synthetic-vs-real gap",
     "Instance-level subjectivity",
     "Diversity and closeness to real data",
+    "How many real examples is a synthetic set worth",
     "Training curves",
     "How these numbers were made",
 )
@@ -54,6 +56,8 @@ class AnalysisResults:
     instance_trends: pd.DataFrame = field(default_factory=_empty)
     instance_notes: list[str] = field(default_factory=list)
     curves: pd.DataFrame = field(default_factory=_empty)  # curves.curves_frame, seeds averaged
+    learning_curve: pd.DataFrame = field(default_factory=_empty)  # learning_curve.learning_curve_frame
+    worth: pd.DataFrame = field(default_factory=_empty)  # learning_curve.worth_frame
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
 
@@ -72,6 +76,7 @@ class AnalysisResults:
             "instance_level": {"curves": records(self.instance_curves), "trends": records(self.instance_trends),
                                "notes": self.instance_notes},
             "training_curves": records(self.curves),
+            "learning_curve": {"points": records(self.learning_curve), "real_equivalent": records(self.worth)},
             "figures": {key: path.name for key, path in self.figures.items()},
         }
 
@@ -201,8 +206,33 @@ def _diversity(results: AnalysisResults) -> list[Block]:
     return blocks
 
 
-def _training(results: AnalysisResults) -> list[Block]:
+def _learning_curve(results: AnalysisResults) -> list[Block]:
     blocks: list[Block] = [Heading(SECTIONS[5])]
+    curve = results.learning_curve
+    if not len(curve) or curve.groupby(["task", "backbone"]).size().max() < 2:
+        return [*blocks, Paragraph("No real-data learning curve: list sizes under params train.learning_curve_sizes "
+                                   "(conditions real_n<N>) to see how many real examples each synthetic set is "
+                                   "worth.")]
+    blocks.append(Paragraph(
+        "Test Macro-F1 of models trained on nested, stratified subsamples of the real training data (conditions "
+        "real_n<N>, and all of it), and where each synthetic or mixed condition's Macro-F1 falls on that curve "
+        "(interpolated in log rows on the curve's running maximum; < and > mark scores outside the measured "
+        "range)."))
+    rows = [[str(r.task), str(r.backbone), str(r.condition), "—" if pd.isna(r.rows) else str(int(r.rows)),
+             _number(r.macro_f1), describe_worth(r._asdict())]
+            for r in results.worth.itertuples(index=False)]
+    if rows:
+        blocks.append(Table(["task", "backbone", "condition", "its rows", "Macro-F1", "worth (real rows)"], rows,
+                            numeric=(False, False, False, True, True, True)))
+    for key in [key for key in results.figures if key.startswith("learning:")]:
+        _, task, backbone = key.split(":", 2)
+        blocks += _figure(results, key, f"{task} ({backbone}): test Macro-F1 against real training rows; "
+                                        "dashed lines: the other conditions.")
+    return blocks
+
+
+def _training(results: AnalysisResults) -> list[Block]:
+    blocks: list[Block] = [Heading(SECTIONS[6])]
     keys = [key for key in results.figures if key.startswith("training:")]
     if not keys:
         return [*blocks, Paragraph("No training histories (models/*/*/*/training.json) were found.")]
@@ -215,7 +245,7 @@ def _training(results: AnalysisResults) -> list[Block]:
 
 
 def _method() -> list[Block]:
-    return [Heading(SECTIONS[6]), Bullets([
+    return [Heading(SECTIONS[7]), Bullets([
         "Macro-F1 = unweighted mean of per-class F1 (f1_score(average='macro')); accuracy = share correct; both "
         "on the task's real test set, whatever the training data.",
         "Share of real = Macro-F1(synthetic) / Macro-F1(real). Gap closed by few-shot = (few-shot − zero-shot) / "
@@ -234,5 +264,5 @@ def report_blocks(results: AnalysisResults) -> list[Block]:
     return [
         Heading("synthbench report", level=1), Paragraph(scope),
         *_verdict(results), *_table_one(results), *_task_level(results), *_instance_level(results),
-        *_diversity(results), *_training(results), *_method(),
+        *_diversity(results), *_learning_curve(results), *_training(results), *_method(),
     ]

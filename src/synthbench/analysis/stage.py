@@ -7,7 +7,8 @@ Reads ``results/*/*/*/{metrics.json,predictions.jsonl}``, ``models/*/*/*/trainin
 - ``report.md`` and the self-contained ``report.html``; figures as PNG under ``figures/``;
 - ``analysis.json``: every number of the report; ``tables/*.csv``: the same as long tables;
 - ``plots/``: wide CSVs for ``dvc plots`` (one line per condition: ``val_macro_f1/``, ``train_loss/``,
-  ``agreement_curve/``, one file per task and backbone; ``gap_vs_subjectivity.csv``).
+  ``agreement_curve/``, one file per task and backbone; ``gap_vs_subjectivity.csv``; ``learning_curve/``: test
+  Macro-F1 against real rows).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from synthbench.analysis import figures
 from synthbench.analysis.curves import curves_frame, mean_over_seeds, wide_table
 from synthbench.analysis.embeddings import cached_embeddings, diversity_table
 from synthbench.analysis.instance import agreement_curves, read_annotations
+from synthbench.analysis.learning_curve import CURVE_COLUMNS, learning_curve_frame, worth_frame
 from synthbench.analysis.report import to_html, to_markdown
 from synthbench.analysis.sections import AnalysisResults, report_blocks
 from synthbench.analysis.settings import AnalysisSettings, analysis_settings
@@ -64,7 +66,10 @@ def run_analyze(params: Params, root: Path = Path(".")) -> dict[str, Any]:
     _task_level(results, params, settings, root)
     _diversity(results, params, settings, root)
     _instance_level(results, params, settings, root)
-    results.curves = _training_curves(params, root)
+    trainings = _read_trainings(params, root)
+    results.curves = _training_curves(trainings)
+    results.learning_curve = learning_curve_frame(table, trainings)
+    results.worth = worth_frame(table, results.learning_curve, trainings)
     _verdicts(results)
 
     _write_figures(results, reports / "figures")
@@ -150,7 +155,7 @@ def _instance_level(results: AnalysisResults, params: Params, settings: Analysis
         results.instance_trends = pd.concat(trends, ignore_index=True)
 
 
-def _training_curves(params: Params, root: Path) -> pd.DataFrame:
+def _read_trainings(params: Params, root: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     trainings = {}
     for task in params.tasks:
         for condition in params.conditions:
@@ -158,6 +163,10 @@ def _training_curves(params: Params, root: Path) -> pd.DataFrame:
                 path = root / "models" / task / condition / backbone / "training.json"
                 if path.exists():
                     trainings[(task, condition, backbone)] = read_json(path)
+    return trainings
+
+
+def _training_curves(trainings: dict[tuple[str, str, str], dict[str, Any]]) -> pd.DataFrame:
     frame = curves_frame(trainings)
     return mean_over_seeds(frame, ["task", "condition", "backbone", "epoch"],
                            ["train_loss", "val_loss", "val_macro_f1", "val_accuracy"])
@@ -202,6 +211,12 @@ def _write_figures(results: AnalysisResults, folder: Path) -> None:
         trend = trends[(trends["task"] == task) & (trends["backbone"] == backbone)]
         shown[f"agreement:{task}:{backbone}"] = folder / f"agreement_{task}_{backbone}.png"
         figures.agreement_figure(curve, trend, task, backbone, shown[f"agreement:{task}:{backbone}"])
+    for (task, backbone), points in _groups(results.learning_curve, ["task", "backbone"]):
+        if len(points) >= 2:
+            worth = results.worth
+            shown[f"learning:{task}:{backbone}"] = folder / f"learning_curve_{task}_{backbone}.png"
+            figures.learning_curve_figure(points, worth[(worth["task"] == task) & (worth["backbone"] == backbone)],
+                                          task, backbone, shown[f"learning:{task}:{backbone}"])
     for task in results.curves["task"].unique() if not results.curves.empty else []:
         shown[f"training:{task}"] = folder / f"training_{task}.png"
         figures.training_curves_figure(results.curves, task, shown[f"training:{task}"])
@@ -232,6 +247,11 @@ def _write_plot_data(results: AnalysisResults, folder: Path) -> None:
     if results.instance_curves.empty:  # dvc plots reports a missing plot folder as an error; an empty file is fine
         _write_csv(pd.DataFrame(columns=["threshold", "n", *conditions]),
                    folder / "agreement_curve" / "no-annotations.csv")
+    for (task, backbone), points in _groups(results.learning_curve, ["task", "backbone"]):
+        _write_csv(points[["real_rows", "macro_f1", "accuracy", "condition"]],
+                   folder / "learning_curve" / f"{task}-{backbone}.csv")
+    if results.learning_curve.empty:
+        _write_csv(pd.DataFrame(columns=CURVE_COLUMNS[3:]), folder / "learning_curve" / "no-curve.csv")
     gaps = results.gaps.assign(subjectivity=results.gaps[results.measure])
     keys = ["task", "backbone", "subjectivity", "stars"]
     if len(gaps):
@@ -245,7 +265,8 @@ def _write_plot_data(results: AnalysisResults, folder: Path) -> None:
 def _write_tables(results: AnalysisResults, folder: Path) -> None:
     tables = {"subjectivity": results.subjectivity, "gap_correlation": pd.DataFrame(results.correlations),
               "diversity": results.diversity, "agreement_curve": results.instance_curves,
-              "agreement_trends": results.instance_trends, "training_curves": results.curves}
+              "agreement_trends": results.instance_trends, "training_curves": results.curves,
+              "learning_curve": results.learning_curve, "real_equivalent": results.worth}
     for name, frame in tables.items():
         _write_csv(frame, folder / f"{name}.csv")
 
