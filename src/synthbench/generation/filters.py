@@ -1,5 +1,11 @@
 """Quality filters for generated texts: clean what can be cleaned (wrapping quotes, meta preambles, label
-leakage), reject what cannot, and count every rejection by reason."""
+leakage), reject what cannot, and count every rejection by reason.
+
+Near-duplicates: two texts are *similar* when the Jaccard similarity of their sets of word 3-grams (after
+:func:`normalise_for_dedupe`) is high, i.e. they share most of their three-word phrases. That similarity is
+estimated with MinHash signatures (datasketch) and looked up through an LSH index, so checking one text
+costs about the same whether 10 or 50,000 texts were accepted before it.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,24 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from datasketch import MinHash, MinHashLSH
+
 REJECT_EMPTY = "empty"
 REJECT_TOO_SHORT = "too_short"
 REJECT_TOO_LONG = "too_long"
 REJECT_DUPLICATE = "duplicate"
 REJECT_REFUSAL = "refusal_or_meta"
 REJECT_COPIED = "copied_example"
+REJECT_NEAR_DUPLICATE = "near_duplicate"
+
+# Fixed so that the same texts always get the same signatures, hence the same accept/reject decisions.
+MINHASH_NUM_PERM = 128  # estimate's standard error ≈ sqrt(J(1 - J) / 128): ≈ 0.035 at J = 0.8
+MINHASH_SEED = 1
+SHINGLE_WORDS = 3
+# LSH band layout weighted towards few false negatives (a missed near-duplicate is the costly error; a false
+# candidate only costs one exact signature comparison): at J = threshold a pair is a candidate ≈ 87% of the
+# time, at threshold + 0.05 ≈ 97% (128 permutations, threshold 0.8).
+_LSH_WEIGHTS = (0.1, 0.9)
 
 _PREAMBLE = re.compile(
     r"^\s*(?:sure|okay|ok|certainly|of course)?[!,.\s]*"
@@ -58,17 +76,67 @@ def clean_text(text: str, label_names: Iterable[str] = ()) -> str:
     return _WHITESPACE.sub(" ", cleaned).strip()
 
 
+def shingles(normalised: str) -> list[bytes]:
+    """Word 3-grams of an already normalised text; a text under 3 words is its own single shingle."""
+    words = normalised.split()
+    if len(words) < SHINGLE_WORDS:
+        return [normalised.encode("utf-8")]
+    return [
+        " ".join(words[i : i + SHINGLE_WORDS]).encode("utf-8") for i in range(len(words) - SHINGLE_WORDS + 1)
+    ]
+
+
 @dataclass
 class QualityFilter:
-    """Stateful across a dataset: remembers accepted texts to reject duplicates."""
+    """Stateful across a dataset: remembers accepted texts to reject exact and near-duplicates.
+
+    ``near_duplicate_threshold``: reject a text whose estimated Jaccard similarity of word 3-grams with an
+    already accepted text (→ ``near_duplicate``) or with one of the call's few-shot examples
+    (→ ``copied_example``) is at least this. ``None`` keeps exact (normalised) duplicates only.
+    """
 
     min_words: int
     max_words: int | None
     label_names: list[str] = field(default_factory=list)
+    near_duplicate_threshold: float | None = 0.8
     _seen: set[str] = field(default_factory=set)
+    _lsh: MinHashLSH | None = field(default=None, init=False, repr=False)
+    _signatures: list[MinHash] = field(default_factory=list, init=False, repr=False)  # LSH key = position
+    _example_signatures: dict[str, MinHash] = field(default_factory=dict, init=False, repr=False)
+    _empty: MinHash | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        threshold = self.near_duplicate_threshold
+        if threshold is None:
+            return
+        if not 0 < threshold <= 1:
+            raise ValueError(f"near_duplicate_threshold must be in (0, 1], got {threshold}")
+        # One empty signature whose permutations every later one copies: building a MinHash from scratch
+        # regenerates num_perm random permutations, which would dominate the per-text cost.
+        self._empty = MinHash(num_perm=MINHASH_NUM_PERM, seed=MINHASH_SEED)
+        self._lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_NUM_PERM, weights=_LSH_WEIGHTS)
+
+    def signature(self, normalised: str) -> MinHash:
+        """MinHash of a normalised text's word 3-grams (same seed and permutations for every text)."""
+        if self._empty is None:
+            raise RuntimeError("near-duplicate detection is off (near_duplicate_threshold is None)")
+        minhash = self._empty.copy()
+        minhash.update_batch(shingles(normalised))
+        return minhash
+
+    def _example_signature(self, normalised: str) -> MinHash:
+        # The same real examples recur across many calls: sign each once (bounded by the real pool's size).
+        cached = self._example_signatures.get(normalised)
+        if cached is None:
+            cached = self._example_signatures[normalised] = self.signature(normalised)
+        return cached
 
     def check(self, raw_text: str, *, examples: Iterable[str] = ()) -> tuple[str | None, str | None]:
-        """Return (cleaned text, None) if accepted, else (None, rejection reason)."""
+        """Return (cleaned text, None) if accepted, else (None, rejection reason).
+
+        Exact checks come first, so a text equal to an accepted one (after normalisation) is a ``duplicate``
+        and one equal to an example is ``copied_example``; only then are near-duplicates looked for.
+        """
         text = clean_text(raw_text, self.label_names)
         if not text:
             return None, REJECT_EMPTY
@@ -80,9 +148,22 @@ class QualityFilter:
         if self.max_words is not None and n_words > self.max_words:
             return None, REJECT_TOO_LONG
         key = normalise_for_dedupe(text)
-        if any(key == normalise_for_dedupe(example) for example in examples):
+        example_keys = [normalise_for_dedupe(example) for example in examples]
+        if key in example_keys:
             return None, REJECT_COPIED
         if key in self._seen:
             return None, REJECT_DUPLICATE
+        if self._lsh is not None and self.near_duplicate_threshold is not None:
+            threshold = self.near_duplicate_threshold
+            minhash = self.signature(key)
+            if any(minhash.jaccard(self._example_signature(e)) >= threshold for e in example_keys):
+                return None, REJECT_COPIED
+            # LSH returns candidates only; the signature comparison is what applies the threshold.
+            for candidate in self._lsh.query(minhash):
+                if minhash.jaccard(self._signatures[candidate]) >= threshold:
+                    return None, REJECT_NEAR_DUPLICATE
+            # Only accepted texts enter the index: a rejected text must not block later ones.
+            self._lsh.insert(len(self._signatures), minhash)
+            self._signatures.append(minhash)
         self._seen.add(key)
         return text, None

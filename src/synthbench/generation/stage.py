@@ -98,7 +98,10 @@ def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -
         "max_tokens": gen.max_tokens or default_max_tokens,
     }
     quality = QualityFilter(
-        min_words=gen.min_words, max_words=gen.max_words or 3 * length, label_names=spec.label_names
+        min_words=gen.min_words,
+        max_words=gen.max_words or 3 * length,
+        label_names=spec.label_names,
+        near_duplicate_threshold=gen.near_duplicate_threshold,
     )
     model_id = model_identity(gen.endpoint)
     labels = spec.label_names
