@@ -29,7 +29,7 @@ def test_repo_params_validate_and_keep_offline_default() -> None:
     assert params.generate.endpoint.kind == "embedded"
     assert params.backbones == ["minilm-l6"]
     assert params.conditions == params.expected_conditions
-    assert {"real", "zero_shot", "few_shot", "real+zero_shot", "real+few_shot"} <= set(params.conditions)
+    assert {"real", "zero_shot", "few_shot", "real+few_shot", "real_n50"} <= set(params.conditions)
 
 
 @pytest.mark.parametrize(
