@@ -93,10 +93,13 @@ def request_fingerprint(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def chat_completion(body: dict[str, Any], *, number: int, model: str | None = None) -> dict[str, Any]:
-    """The deterministic chat.completion object answering ``body``."""
+def chat_completion(
+    body: dict[str, Any], *, number: int, model: str | None = None, fingerprint: str | None = None
+) -> dict[str, Any]:
+    """The deterministic chat.completion object answering ``body`` (``fingerprint``: its
+    ``request_fingerprint``, when the caller has it already)."""
     messages = body.get("messages") or []
-    digest = request_fingerprint(body)
+    digest = fingerprint or request_fingerprint(body)
     last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
     words = f"answer {digest[:12]} to: {last_user}".split()
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -199,6 +202,7 @@ class OpenAITestServer:
             "batch_lines_failed": self.batch_lines_failed,
             "files": len(self.files),
             "arrivals": list(self.arrivals),
+            "cpu_s": time.process_time(),  # this process's CPU seconds (server + whatever shares it)
         }
 
     # -- HTTP/1.1 plumbing ----------------------------------------------------------------------------------
@@ -206,17 +210,14 @@ class OpenAITestServer:
     async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                request_line = await reader.readline()
-                if not request_line.strip():
-                    return
-                method, target, _version = request_line.decode("latin-1").split()
+                # The request line and headers in one read (one await, not one per header line).
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+                method, target, _version = head[0].split()
                 headers: dict[str, str] = {}
-                while True:
-                    line = await reader.readline()
-                    if line in (b"\r\n", b"\n", b""):
-                        break
-                    name, _, value = line.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
+                for line in head[1:]:
+                    if line:
+                        name, _, value = line.partition(":")
+                        headers[name.strip().lower()] = value.strip()
                 body = await self._read_body(reader, headers)
                 try:
                     response = await self.route(method, target.split("?", 1)[0], headers, body)
@@ -230,8 +231,8 @@ class OpenAITestServer:
                     self._count_answer(response.fingerprint)
                 if not keep_alive:
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
-            return
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            return  # the client hung up (between requests: an empty partial read) or sent garbage
         finally:
             with contextlib.suppress(Exception):
                 writer.close()
@@ -334,8 +335,11 @@ class OpenAITestServer:
                     await asyncio.sleep(cfg.latency_s)
             finally:
                 self.in_service -= 1
-        response = _json(200, chat_completion(request, number=number, model=cfg.model))
-        response.fingerprint = request_fingerprint(request)
+        fingerprint = request_fingerprint(request)
+        response = _json(
+            200, chat_completion(request, number=number, model=cfg.model, fingerprint=fingerprint)
+        )
+        response.fingerprint = fingerprint
         return response
 
     def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -499,8 +503,11 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | No
     return fields
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
+
+
 def _encode(response: _Response, keep_alive: bool) -> bytes:
-    reason = HTTPStatus(response.status).phrase
+    reason = _REASONS[response.status]
     lines = [
         f"HTTP/1.1 {response.status} {reason}",
         f"Content-Type: {response.content_type}",

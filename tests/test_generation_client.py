@@ -15,12 +15,20 @@ import textwrap
 import time
 from pathlib import Path
 
+import openai
 import pytest
 
 from openai_server import ServerConfig, ServerHandle, serve
 from synthbench.errors import BudgetExceeded, EndpointError
 from synthbench.generation.batch import poll_batch, submit_batch
-from synthbench.generation.client import ChatClient, ChatRequest, Completion, EndpointConfig
+from synthbench.generation.client import (
+    AdaptiveConcurrency,
+    ChatClient,
+    ChatRequest,
+    Completion,
+    EndpointConfig,
+    _http_client,
+)
 from synthbench.generation.journal import Journal
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -137,6 +145,31 @@ def test_random_mix_of_faults_loses_and_duplicates_nothing(server: ServerHandle,
     assert client.stats.calls_made == 80 + faults
 
 
+def test_requests_go_through_the_sdks_aiohttp_transport() -> None:
+    pytest.importorskip("aiohttp")
+    assert isinstance(_http_client(), openai.DefaultAioHttpClient)
+
+
+def test_without_aiohttp_the_sdks_httpx_client_is_used(
+    server: ServerHandle, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def missing(**_kwargs: object) -> None:
+        raise RuntimeError(
+            "To use the aiohttp client you must have installed the package with the `aiohttp` extra"
+        )
+
+    monkeypatch.setattr(openai, "DefaultAioHttpClient", missing)
+    assert isinstance(_http_client(), openai.DefaultAsyncHttpxClient)
+    server.configure(faults={1: "reset", 3: "timeout"}, hang_s=1.0)
+    requests = make_requests(6)
+    client = ChatClient(endpoint(server, timeout_s=0.5), journal)
+
+    answers = client.run(requests)
+
+    assert_each_answered_once(server, journal, {r.key for r in requests}, answers)
+    assert client.stats.retries == {"connection": 1, "timeout": 1}
+
+
 # -- journal -----------------------------------------------------------------------------------------------
 
 
@@ -161,6 +194,72 @@ def test_second_run_makes_no_calls_and_answers_are_journaled_before_use(
     assert sorted(seen) == sorted([(r.key, False) for r in requests] + [(r.key, True) for r in requests])
     meta = journal.meta(requests[3].key)
     assert meta is not None and meta["label"] == "positive" and meta["model"] == "test-model"
+
+
+def test_answers_that_arrive_together_are_committed_together_before_use(
+    server: ServerHandle, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.configure(latency_s=0.05)
+    batches: list[list[str]] = []
+    record_many = journal.record_many
+
+    def spy(entries: list) -> None:
+        batches.append([key for key, _, _ in entries])
+        record_many(entries)
+
+    monkeypatch.setattr(journal, "record_many", spy)
+    delivered: list[str] = []
+
+    def on_result(request: ChatRequest, completion: Completion, cached: bool) -> None:
+        assert journal.get_many([request.key]) == {request.key: completion}  # its batch is committed
+        delivered.append(request.key)
+
+    requests = make_requests(64)
+    answers = ChatClient(endpoint(server, concurrency=32), journal).run(requests, on_result)
+
+    assert_each_answered_once(server, journal, {r.key for r in requests}, answers)
+    assert sorted(key for batch in batches for key in batch) == sorted(delivered) == sorted(answers)
+    assert max(len(batch) for batch in batches) > 1  # 32 answers at a time: some arrive in one loop turn
+
+
+def test_a_journal_failure_stops_the_run_and_hands_on_only_committed_answers(
+    server: ServerHandle, journal: Journal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.configure(latency_s=0.01)
+    record_many = journal.record_many
+    calls = 0
+
+    def failing_third(entries: list) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise sqlite3.OperationalError("disk I/O error")
+        record_many(entries)
+
+    monkeypatch.setattr(journal, "record_many", failing_third)
+    delivered: list[str] = []
+    client = ChatClient(endpoint(server), journal)
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        client.run(make_requests(30), lambda request, completion, cached: delivered.append(request.key))
+
+    journaled = set(journal.get_many([r.key for r in make_requests(30)]))
+    assert set(delivered) == journaled
+    assert 0 < len(journaled) < 30
+    assert client.stats.fresh == len(journaled)
+
+
+def test_record_many_commits_all_or_nothing(journal: Journal) -> None:
+    good = Completion("an answer", 10, 2, "stop", "test-model", 0.1)
+    unbindable = Completion("an answer", 10, 2, object(), "test-model", 0.1)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.Error):
+        journal.record_many([("k1", good, {}), ("k2", unbindable, {})])
+    assert journal.count() == 0  # the first row was rolled back with the second
+    journal.record_many([("k1", good, {"task": "t"}), ("k2", good, {"task": "t", "cost_usd": 0.5})])
+    journal.record_many([("k1", Completion("other", 1, 1, None, "m", 0.0), {})])  # present: left unchanged
+    assert journal.get_many(["k1", "k2"]) == {"k1": good, "k2": good}
+    assert journal.stats()["by_task"] == {"t": 2}
+    assert journal.stats()["cost_usd"] == 0.5
 
 
 def test_journal_stats_and_prune(server: ServerHandle, journal: Journal) -> None:
@@ -383,7 +482,7 @@ def test_retry_after_is_honoured(server: ServerHandle, journal: Journal, form: s
     assert server.stats()["answered"] == 1
 
 
-def test_429_without_retry_after_backs_off_and_halves_concurrency(
+def test_429_without_retry_after_backs_off_and_cuts_concurrency(
     server: ServerHandle, journal: Journal
 ) -> None:
     server.configure(faults={1: "429", 2: "429", 3: "429"})
@@ -399,8 +498,55 @@ def test_429_without_retry_after_backs_off_and_halves_concurrency(
     server.configure(faults={})
     client = ChatClient(endpoint(server, concurrency=8), journal)
     server.configure(faults={2: "429"})
-    client.run(make_requests(20, tag="halve"))
-    assert client.stats.concurrency_min == 4
+    client.run(make_requests(20, tag="cut"))
+    assert (
+        client.stats.concurrency_min < 8
+    )  # cut to the requests still in flight (see the limiter test below)
+
+
+def test_adaptive_limit_cuts_to_what_the_server_held_halves_when_that_was_not_enough_and_recovers() -> None:
+    limiter = AdaptiveConcurrency(96)
+
+    async def acquire(n: int) -> None:
+        for _ in range(n):
+            await limiter.acquire()
+
+    asyncio.run(acquire(96))
+    burst_sent = time.monotonic()
+    # A server with 64 slots rejects 32 of the burst: each rejection that comes back leaves fewer requests in
+    # flight, and the limit follows them down to what the server holds, not to half of 96.
+    for _ in range(32):
+        limiter.overloaded(burst_sent)
+        limiter.release()
+    assert (limiter.allowed, limiter.ceiling, limiter.lowest, limiter.in_flight) == (64, 64, 64, 64)
+
+    # One finishes, its successor is sent after the cut and rejected too, before the limit grew back by one
+    # request: cutting to 64 was not enough (a rate limit, say), so halve.
+    limiter.succeeded(0.2)
+    limiter.release()
+    asyncio.run(acquire(1))
+    limiter.overloaded(time.monotonic() + 0.001)
+    limiter.release()
+    assert (limiter.allowed, limiter.lowest) == (32, 32)
+    assert limiter.ceiling == 63
+
+    # Recovery: fast (one per success) up to 90% of the level that overloaded, then ≈ one per round trip of
+    # successes up to it, then probing beyond it, up to the configured maximum.
+    for _ in range(63):
+        limiter.succeeded(0.2)
+    assert 56 <= limiter.allowed < 60
+    for _ in range(64 * 8):
+        limiter.succeeded(0.2)
+    assert 63 <= limiter.allowed <= 65
+    for _ in range(64 * 200):
+        limiter.succeeded(0.2)
+    assert limiter.allowed == 96
+
+    # A 429 after the limit has regrown is a new event: cut to the requests still in flight, not halved.
+    limiter.in_flight = 80
+    limiter.overloaded(time.monotonic() + 0.002)
+    assert limiter.allowed == 79
+    assert limiter.lowest == 32
 
 
 def test_capacity_429s_shrink_concurrency_and_lose_nothing(server: ServerHandle, journal: Journal) -> None:
