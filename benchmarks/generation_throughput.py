@@ -9,7 +9,12 @@ cores, so CPU per request is steadier than wall time on a busy machine).
 
     PYTHONPATH=src .venv/bin/python benchmarks/generation_throughput.py [--n 2000] [--concurrency 96]
 
-Part 2 (``--llama-server URL``): generated tokens/s through ChatClient against an already running llama.cpp
+Part 2 (``--embedded``): generated tokens/s of the default embedded endpoint (SmolLM2-135M via
+``llama_cpp.server``, started as the generate stage starts it) through ChatClient, against llama.cpp's own
+single-stream rate: the same GGUF, prompts, sampling params and threads through ``llama_cpp.Llama`` in this
+process (no HTTP, no client). Rounds alternate the two so that drift in machine load hits both.
+
+Part 3 (``--llama-server URL``): generated tokens/s through ChatClient against an already running llama.cpp
 server (e.g. ``python -m llama_cpp.server --model X.gguf --port 8080`` → ``--llama-server
 http://127.0.0.1:8080/v1``). The test server is not used then.
 """
@@ -162,6 +167,54 @@ def llama_server_benchmark(args: argparse.Namespace) -> None:
     )
 
 
+def direct_llama(model_path: Path, requests: list[ChatRequest], n_ctx: int) -> tuple[float, int, int]:
+    """Wall seconds, completion tokens and prompt tokens answering ``requests`` one after another with
+    ``llama_cpp.Llama`` in this process (llama.cpp's own single-stream rate: no server, no HTTP)."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=os.cpu_count() or 1, verbose=False)
+    completion = prompt = 0
+    started = time.perf_counter()
+    for request in requests:
+        usage = llm.create_chat_completion(messages=request.messages, **request.params)["usage"]
+        completion, prompt = completion + usage["completion_tokens"], prompt + usage["prompt_tokens"]
+    wall = time.perf_counter() - started
+    llm.close()
+    return wall, completion, prompt
+
+
+def embedded_benchmark(args: argparse.Namespace) -> None:
+    """ChatClient → embedded llama.cpp server vs llama.cpp in-process, same prompts, alternating rounds."""
+    from synthbench.assets import embedded_gguf_path
+    from synthbench.config import EndpointParams
+    from synthbench.generation.server import embedded_server
+
+    model_path, defaults = embedded_gguf_path(), EndpointParams()
+    load_before = os.getloadavg()[0]
+    rows: list[tuple[str, int, float, int, int]] = []
+    for round_index in range(args.rounds):
+        requests = make_requests(args.llama_n, tag=f"embedded-{round_index}", max_tokens=args.max_tokens)
+        with embedded_server(model_path, alias=defaults.model, n_ctx=defaults.n_ctx) as base_url:
+            endpoint = EndpointConfig(base_url=base_url, model=defaults.model, api_key_env=None,
+                                      concurrency=defaults.concurrency, timeout_s=600.0, max_retries=3)
+            wall, _cpu, stats = run_chat_client(endpoint, requests)
+        rows.append((f"ChatClient → embedded llama.cpp server (round {round_index + 1})", len(requests), wall,
+                     stats["completion_tokens"], stats["prompt_tokens"]))
+        wall, completion, prompt = direct_llama(model_path, requests, defaults.n_ctx)
+        rows.append((f"llama.cpp in-process, one stream (round {round_index + 1})", len(requests), wall,
+                     completion, prompt))
+    print(f"\nSmolLM2-135M-Instruct (Q4_1 GGUF), n_ctx {defaults.n_ctx}, {os.cpu_count()} threads, max_tokens "
+          f"{args.max_tokens}, temperature 0.9; load average before: {load_before:.2f}\n")
+    print("| run | requests | wall s | completion tokens | generated tokens/s | prompt tokens |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, n, wall, completion, prompt in rows:
+        print(f"| {name} | {n} | {wall:.1f} | {completion} | {completion / wall:.1f} | {prompt} |")
+    served = sum(r[3] for r in rows[0::2]) / sum(r[2] for r in rows[0::2])
+    direct = sum(r[3] for r in rows[1::2]) / sum(r[2] for r in rows[1::2])
+    print(f"\nall rounds: served {served:.1f} tokens/s, in-process {direct:.1f} tokens/s → "
+          f"{served / direct:.2f}× llama.cpp's own single-stream rate")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=2000, help="requests for ChatClient")
@@ -183,8 +236,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--llama-n", type=int, default=64)
     parser.add_argument("--llama-concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--embedded", action="store_true", help="embedded server vs llama.cpp in-process")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds for --embedded")
     args = parser.parse_args(argv)
-    if args.llama_server:
+    if args.embedded:
+        embedded_benchmark(args)
+    elif args.llama_server:
         llama_server_benchmark(args)
     else:
         loopback_benchmark(args)
