@@ -89,3 +89,24 @@ def test_train_logs_to_a_tracking_server_that_mlflowclient_reads_back(
     mlflow.set_tracking_uri(mlflow_server)
     info = mlflow.models.get_model_info(f"models:/{manifest['registered_model']}/{manifest['registered_version']}")
     assert info.signature is not None and info.saved_input_example_info is not None  # fetched via the server
+
+
+def test_sqlite_store_keeps_artifacts_beside_its_database_whatever_the_cwd(tmp_path: Path, monkeypatch) -> None:
+    import mlflow
+
+    from synthbench import tracking
+
+    store, elsewhere = tmp_path / "store", tmp_path / "cwd"
+    store.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tiny_params(store)
+    assert params.tracking_uri == f"sqlite:///{store / 'mlflow.db'}"
+    with tracking.quiet_mlflow():
+        experiment_id = tracking.configure(params)
+        location = mlflow.get_experiment(experiment_id).artifact_location
+        assert tracking.configure(params) == experiment_id  # the second call reuses the experiment
+    assert location == (store / "mlruns").as_uri()
+    assert tracking.local_artifact_root("http://127.0.0.1:5000") is None
+    assert not (elsewhere / "mlruns").exists()

@@ -8,6 +8,7 @@ import logging
 import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 from synthbench.config import Params
 from synthbench.errors import ConfigError
@@ -81,8 +82,25 @@ def configure(params: Params) -> str:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
     else:
         os.environ["MLFLOW_TRACKING_URI"] = user_uri
+    artifacts = local_artifact_root(params.tracking_uri)
+    if artifacts is not None and mlflow.get_experiment_by_name(params.tracking.experiment) is None:
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):  # created meanwhile by another process: use that one
+            mlflow.create_experiment(params.tracking.experiment, artifact_location=artifacts.as_uri())
     experiment = mlflow.set_experiment(params.tracking.experiment)
     return str(experiment.experiment_id)
+
+
+def local_artifact_root(tracking_uri: str) -> Path | None:
+    """``<folder of the SQLite file>/mlruns`` for a ``sqlite:///`` store, else None (a server or file store
+    keeps its own artifact root). MLflow's default for a SQLite store is ``./mlruns`` of whatever directory the
+    process runs in, which scatters one store's models over every working directory it was used from."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        return None
+    database = Path(tracking_uri[len(prefix):])
+    return (database.parent / "mlruns").resolve()
 
 
 def require_run(client: object, run_id: str, params: Params, what: str) -> None:

@@ -28,6 +28,14 @@ def _integer_ticks() -> Any:
     return MaxNLocator(integer=True)
 
 
+def _plain_numbers() -> Any:
+    from matplotlib.ticker import ScalarFormatter
+
+    formatter = ScalarFormatter()
+    formatter.set_scientific(False)
+    return formatter
+
+
 def _save(fig: Any, path: Path) -> None:
     plt = _pyplot()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -121,11 +129,19 @@ def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     points = points.sort_values("real_rows")
-    ax.plot(points["real_rows"], points["macro_f1"], marker="o", color="black", label="real (subsamples)")
+    ax.plot(points["real_rows"], points["macro_f1"], marker="o", color="black", label="real (subsamples, then all)")
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, row in enumerate(worth.itertuples(index=False)):
         ax.axhline(row.macro_f1, linestyle="--", color=colours[i % len(colours)], label=str(row.condition))
     ax.set_xscale("log")
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xticks(points["real_rows"].tolist())  # ticks at the measured sizes only: log minor labels collide
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(_plain_numbers())
+    values = [*points["macro_f1"], *worth["macro_f1"]]
+    pad = 0.05 * max(max(values) - min(values), 0.02)  # horizontal lines do not widen the y range by themselves
+    ax.set_ylim(min(values) - pad, max(values) + pad)
     ax.set(xlabel="real training rows (log scale)", ylabel="test Macro-F1",
            title=f"{task} ({backbone}): what synthetic data is worth")
     ax.legend(fontsize=8)
