@@ -21,15 +21,9 @@ import pytest
 from openai_server import ServerConfig, ServerHandle, serve
 from synthbench.errors import BudgetExceeded, EndpointError
 from synthbench.generation.batch import poll_batch, submit_batch
-from synthbench.generation.client import (
-    AdaptiveConcurrency,
-    ChatClient,
-    ChatRequest,
-    Completion,
-    EndpointConfig,
-    _http_client,
-)
-from synthbench.generation.journal import Journal
+from synthbench.generation.client import ChatClient, ChatRequest, EndpointConfig, _http_client
+from synthbench.generation.journal import Completion, Journal
+from synthbench.generation.pacing import AdaptiveConcurrency
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -29,16 +29,14 @@ from synthbench.errors import BudgetExceeded, ConfigError, EndpointError
 from synthbench.generation.client import (
     ChatRequest,
     EndpointConfig,
-    UnusableResponse,
     chat_body,
-    classify_error,
-    completion_from_response,
     cost_usd,
     fatal_error_message,
     resolve_api_key,
     worst_case_cost,
 )
 from synthbench.generation.journal import Journal
+from synthbench.generation.responses import UnusableResponse, classify_error, completion_from_response
 
 BATCH_DISCOUNT = 0.5  # Batch API tokens cost half the synchronous price
 BATCH_ENDPOINT = "/v1/chat/completions"

@@ -21,21 +21,20 @@ Requests go through the ``openai`` SDK on its aiohttp transport (``openai.Defaul
 documented option for concurrency; httpx's when aiohttp is not installed): at ~300 requests/s against a
 loopback server it costs ~1.0 ms CPU per request where httpx's costs ~1.8 ms (httpcore's pool rescans all its
 connections, probing each idle socket, whenever a request starts or ends). Answers that arrive in the same
-event-loop turn are journaled in one transaction, then handed on.
+event-loop turn are journaled in one transaction, then handed on. The pacing primitives live in
+:mod:`synthbench.generation.pacing`; parsing answers and classifying failures in
+:mod:`synthbench.generation.responses`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import ipaddress
-import json
 import math
 import os
 import random
 import re
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,6 +44,11 @@ import openai
 
 from synthbench.errors import BudgetExceeded, ConfigError, EndpointError
 from synthbench.generation.journal import Completion, Journal
+from synthbench.generation.pacing import AdaptiveConcurrency, TokenBucket
+from synthbench.generation.responses import (
+    classify_error,
+    completion_from_response,
+)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_PLACEHOLDER_KEY = "sk-local"  # sent to a loopback server when no key env var is set
@@ -177,63 +181,6 @@ def resolve_api_key(config: EndpointConfig) -> str:
     )
 
 
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait per ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP-date); None if absent."""
-    if headers is None:
-        return None
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            parsed = email.utils.parsedate_tz(value) if name == "retry-after" else None
-            if parsed is None:
-                continue
-            seconds = email.utils.mktime_tz(parsed) - time.time()
-        if math.isfinite(seconds):
-            return max(0.0, seconds)
-    return None
-
-
-def _field(obj: Any, name: str) -> Any:
-    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name)
-
-
-def completion_from_response(response: Any, latency_s: float, default_model: str) -> Completion:
-    """A ``Completion`` from a chat.completion (an SDK object, or its JSON as a dict in Batch API output).
-    Raises ``UnusableResponse`` when it has no choices or is not a chat completion at all."""
-    try:
-        choices = _field(response, "choices")
-        if not choices:
-            raise UnusableResponse("empty_choices")
-        choice = choices[0]
-        finish = _field(choice, "finish_reason")
-        message = _field(choice, "message")
-        text = None if message is None else _field(message, "content")
-        usage = _field(response, "usage")
-        model = _field(response, "model")
-        prompt_tokens = None if usage is None else _field(usage, "prompt_tokens")
-        completion_tokens = None if usage is None else _field(usage, "completion_tokens")
-    except (AttributeError, TypeError, IndexError, KeyError):
-        raise UnusableResponse("malformed_json") from None
-    if not isinstance(text, (str, type(None))):
-        raise UnusableResponse("malformed_json")
-    if text is None:
-        if finish != "content_filter":
-            raise UnusableResponse("empty_choices")
-        text = ""  # a refusal is an answer: record it, the filters drop it
-    return Completion(
-        text=text,
-        prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else 0,
-        completion_tokens=completion_tokens if isinstance(completion_tokens, int) else 0,
-        finish_reason=finish if isinstance(finish, str) else None,
-        model=model if isinstance(model, str) and model else default_model,
-        latency_s=latency_s,
-    )
-
-
 _SECRET = re.compile(r"\b(sk-[A-Za-z0-9_*\-]{4,}|Bearer\s+\S+)")
 
 
@@ -262,199 +209,6 @@ def fatal_error_message(config: EndpointConfig, status: int, exc: BaseException 
             f"{config.endpoint.rstrip('/')}/models and that base_url ends in /v1"
         )
     return f"{where} refused the request (HTTP {status}{detail}); fix the sampling params or messages"
-
-
-def _dropped_not_timed_out(exc: BaseException) -> bool:
-    """Whether an ``APITimeoutError`` was in fact a dropped connection: the aiohttp transport reports every
-    ``aiohttp.ClientConnectionError`` (a reset, a server hanging up) as ``httpx.ConnectTimeout``. Both are
-    retried alike; this only keeps the retry reason right."""
-    chain: list[BaseException] = []
-    cause: BaseException | None = exc
-    while cause is not None and len(chain) < 10:
-        chain.append(cause)
-        cause = cause.__cause__
-    if any(isinstance(e, TimeoutError) for e in chain):
-        return False
-    return any(isinstance(e, ConnectionError) or type(e).__module__.startswith("aiohttp") for e in chain[1:])
-
-
-class UnusableResponse(Exception):
-    """A 200 whose body is not a usable chat completion (retryable)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class _Failure:
-    reason: str  # http_429, http_503, timeout, connection, malformed_json, empty_choices, http_401, …
-    retryable: bool
-    retry_after: float | None = None
-    status: int | None = None
-
-
-def classify_error(exc: BaseException) -> _Failure | None:
-    """What went wrong with one call, or None for an exception that is not the endpoint's doing."""
-    if isinstance(exc, UnusableResponse):
-        return _Failure(exc.reason, True)
-    if isinstance(exc, openai.APITimeoutError):
-        return _Failure("connection" if _dropped_not_timed_out(exc) else "timeout", True)
-    if isinstance(exc, openai.APIConnectionError):
-        return _Failure("connection", True)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        retry_after = parse_retry_after(exc.response.headers)
-        retryable = status in (408, 409, 429) or status >= 500
-        return _Failure(f"http_{status}", retryable, retry_after, status)
-    if isinstance(exc, (openai.APIResponseValidationError, json.JSONDecodeError, UnicodeDecodeError)):
-        return _Failure("malformed_json", True)
-    return None
-
-
-# -- pacing ------------------------------------------------------------------------------------------------
-
-
-class AdaptiveConcurrency:
-    """An in-flight limit between 1 and ``maximum`` that adapts to overload signals (AIMD).
-
-    ``overloaded`` (a 429) starts a congestion event unless the rejected request was sent before the last cut
-    (then it belongs to that event). Each rejection measures ``ceiling``, the level that overloaded the
-    endpoint: the fewest requests still in flight when one of the event's rejections came back, i.e. what the
-    endpoint held (a slot-limited server's capacity). An event whose limit has grown by at least one request
-    since the last cut cuts the limit to ``ceiling`` (and follows it down as the event's rejections come
-    back); one that comes before that regrowth halves the limit, since cutting to ``ceiling`` was not enough
-    (a rate limit, an endpoint under load from elsewhere). ``succeeded``: +1 per success while below 90% of
-    ``ceiling`` (back to speed within a round trip), then +1/limit per success (≈ +1 per round trip) up to
-    ``ceiling``, then a quarter of that to probe for more. Smoothed latency above ``latency_factor`` × the
-    best smoothed latency seen (and at least ``min_rise_s`` above it, so that millisecond jitter is no signal)
-    cuts the limit to 3/4, at most once per latency."""
-
-    def __init__(
-        self, maximum: int, *, latency_factor: float = 2.0, min_rise_s: float = 0.05, alpha: float = 0.1
-    ) -> None:
-        self.maximum = max(1, int(maximum))
-        self.min_rise_s = min_rise_s
-        self.recovery = 0.9  # fast growth up to this fraction of the overloading level
-        self.probe = 0.25  # growth per round trip past the overloading level
-        self.limit = float(self.maximum)
-        self.ceiling = float(self.maximum)
-        self.in_flight = 0
-        self.lowest = self.maximum
-        self.latency_factor = latency_factor
-        self.alpha = alpha
-        self.ewma_s: float | None = None
-        self.best_ewma_s = math.inf
-        self._samples = 0
-        self._last_cut = -math.inf
-        self._cut_level = -math.inf  # the limit the last cut left (a later 429 below it + 1 halves)
-        self._follow_ceiling = False  # this event cut to the ceiling: later rejections of it lower the limit
-        self._waiters: deque[asyncio.Future[None]] = deque()
-
-    @property
-    def allowed(self) -> int:
-        return max(1, int(self.limit))
-
-    async def acquire(self) -> None:
-        if not self._waiters and self.in_flight < self.allowed:
-            self.in_flight += 1
-            return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # the slot was handed over as we were cancelled
-            else:
-                self._waiters.remove(waiter)
-            raise
-
-    def release(self) -> None:
-        self.in_flight -= 1
-        self._wake()
-
-    def _wake(self) -> None:
-        while self._waiters and self.in_flight < self.allowed:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                self.in_flight += 1  # handed straight to the waiter
-                waiter.set_result(None)
-
-    def overloaded(self, sent_at: float) -> None:
-        """A request sent at ``sent_at`` (monotonic) got a 429; call while it still holds its slot."""
-        survivors = max(1.0, self.in_flight - 1.0)  # still in flight when it came back: what the server holds
-        if sent_at <= self._last_cut:  # same congestion event: refine the ceiling
-            self.ceiling = min(self.ceiling, survivors)
-            if self._follow_ceiling and self.limit > self.ceiling:
-                self.limit = self.ceiling
-                self._cut_level = self.limit
-                self.lowest = min(self.lowest, self.allowed)
-            return
-        self.ceiling = min(self.limit, survivors)
-        self._follow_ceiling = self.limit >= self._cut_level + 1.0
-        self._cut(self.ceiling if self._follow_ceiling else self.limit / 2, time.monotonic())
-
-    def succeeded(self, latency_s: float) -> None:
-        self._samples += 1
-        self.ewma_s = (
-            latency_s if self.ewma_s is None else self.ewma_s + self.alpha * (latency_s - self.ewma_s)
-        )
-        if self._samples >= 5:
-            self.best_ewma_s = min(self.best_ewma_s, self.ewma_s)
-        now = time.monotonic()
-        slow = self.ewma_s > max(self.latency_factor * self.best_ewma_s, self.best_ewma_s + self.min_rise_s)
-        if slow and now - self._last_cut > self.ewma_s:
-            self._follow_ceiling = False
-            self._cut(self.limit * 0.75, now)
-            self.ceiling = self.limit
-            return
-        if self.limit < self.maximum:
-            if self.limit < self.recovery * self.ceiling:
-                step = 1.0  # back towards the known-good level: doubles per round trip
-            elif self.limit < self.ceiling:
-                step = 1.0 / self.limit  # ≈ +1 per round trip
-            else:
-                step = self.probe / self.limit  # past the level that overloaded: probe gently
-            self.limit = min(float(self.maximum), self.limit + step)
-            self._wake()
-
-    def _cut(self, new_limit: float, now: float) -> None:
-        self.limit = max(1.0, new_limit)
-        self._cut_level = self.limit
-        self._last_cut = now
-        self.lowest = min(self.lowest, self.allowed)
-
-
-class TokenBucket:
-    """``rate_per_min`` units per minute, bursts up to one second's worth. A take larger than the burst waits
-    for a full bucket and leaves it in debt, so the average rate holds for any size."""
-
-    def __init__(self, rate_per_min: float) -> None:
-        self.rate_s = rate_per_min / 60.0
-        self.capacity = max(1.0, self.rate_s)
-        self.level = self.capacity
-        self._stamp = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    async def take(self, amount: float) -> float:
-        """Wait until ``amount`` may go; return the seconds waited."""
-        waited = 0.0
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate_s)
-                self._stamp = now
-                need = min(amount, self.capacity)
-                if self.level >= need:
-                    self.level -= amount
-                    return waited
-                delay = (need - self.level) / self.rate_s
-                waited += delay
-                await asyncio.sleep(delay)
-
-
-# -- the client --------------------------------------------------------------------------------------------
 
 
 def _forget_task(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
