@@ -11,9 +11,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthbench.analysis.settings import AnalysisSettings as AnalysisParams
+from synthbench.conditions import GENERATION_MODES, REAL, curve_condition, mix_condition
 from synthbench.errors import ConfigError
 
-GENERATION_MODES = ("zero_shot", "few_shot")
+__all__ = ["GENERATION_MODES", "Params", "load_params"]
 EMBEDDED_MODEL_ALIAS = "smollm2-135m-instruct"
 
 
@@ -192,8 +193,8 @@ class Params(_Section):
     def expected_conditions(self) -> list[str]:
         """What ``conditions`` must hold (any order): real, the modes, the mixes, then the learning curve."""
         return [
-            "real", *self.modes, *(f"real+{mix}" for mix in self.mixes),
-            *(f"real_n{size}" for size in self.train.learning_curve_sizes),
+            REAL, *self.modes, *(mix_condition(mix) for mix in self.mixes),
+            *(curve_condition(size) for size in self.train.learning_curve_sizes),
         ]
 
     @property

@@ -10,21 +10,21 @@ two answers.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-_SUBSAMPLE = re.compile(r"^real_n(\d+)$")
+from synthbench.conditions import parse_condition
+
 CURVE_COLUMNS = ["task", "backbone", "condition", "real_rows", "macro_f1", "accuracy"]
 WORTH_COLUMNS = ["task", "backbone", "condition", "macro_f1", "rows", "real_equivalent_rows", "bound"]
 
 
 def is_curve_condition(condition: str) -> bool:
     """``real`` or ``real_n<N>``: a point of the real-data learning curve."""
-    return condition == "real" or bool(_SUBSAMPLE.match(condition))
+    return parse_condition(condition).is_real_only
 
 
 def condition_rows(condition: str, training: Mapping[str, Any] | None) -> int | None:
@@ -32,8 +32,7 @@ def condition_rows(condition: str, training: Mapping[str, Any] | None) -> int | 
     without one, N. None when unknown."""
     if training and training.get("n_train") is not None:
         return int(training["n_train"]) + int(training.get("n_val") or 0)
-    match = _SUBSAMPLE.match(condition)
-    return int(match.group(1)) if match else None
+    return parse_condition(condition).subsample
 
 
 def learning_curve_frame(

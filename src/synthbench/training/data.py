@@ -1,6 +1,6 @@
 """Which rows a training condition trains on, built deterministically from the files earlier stages wrote.
 
-Conditions (the ``--condition`` of the train stage):
+Conditions (the ``--condition`` of the train stage; the names are parsed by :mod:`synthbench.conditions`):
 
 =================  ==================================================================================
 ``real``           ``data/real/<task>/train.jsonl``
@@ -20,46 +20,17 @@ validation split would make validation optimistic). Texts compare after collapsi
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synthbench.config import GENERATION_MODES
+from synthbench.conditions import GENERATION_MODES, REAL, Condition, parse_condition
 from synthbench.data.io import file_md5, read_jsonl
-from synthbench.errors import ConfigError, DataError, TrainingError
+from synthbench.errors import DataError, TrainingError
 
 Rows = list[tuple[str, str]]
-REAL = "real"
-_SUBSAMPLE = re.compile(r"^real_n(\d+)$")
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A parsed condition name: the data sources it reads (in order) and an optional real subsample size."""
-
-    name: str
-    sources: tuple[str, ...]
-    subsample: int | None = None
-
-
-def parse_condition(condition: str, modes: Iterable[str] = GENERATION_MODES) -> Condition:
-    """``real`` | ``<mode>`` | ``real+<mode>`` | ``real_n<N>`` → Condition; anything else is a ConfigError."""
-    known = {*GENERATION_MODES, *modes}
-    match = _SUBSAMPLE.match(condition)
-    if match:
-        return Condition(condition, (REAL,), int(match.group(1)))
-    if condition == REAL or condition in known:
-        return Condition(condition, (condition,))
-    first, plus, second = condition.partition("+")
-    if plus and first == REAL and second in known:
-        return Condition(condition, (REAL, second))
-    raise ConfigError(
-        f"unknown condition {condition!r}; use real, a mode ({', '.join(sorted(known))}), "
-        f"real+<mode> or real_n<N> (a learning-curve size)"
-    )
 
 
 def source_path(task: str, source: str, root: Path = Path(".")) -> Path:

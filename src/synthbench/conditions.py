@@ -1,0 +1,63 @@
+"""Training-condition names, shared by config (which lists them for DVC), training (which builds each one's
+rows) and analysis (which reads the learning curve off them).
+
+=================  ==================================================================================
+``real``           the real train split
+``<mode>``         a mode's synthetic rows (``zero_shot``, ``few_shot``)
+``real+<mode>``    the real rows followed by the mode's synthetic rows (a mix)
+``real_n<N>``      a stratified N-row subsample of the real rows (a point of the real-data learning curve)
+=================  ==================================================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from synthbench.errors import ConfigError
+
+GENERATION_MODES = ("zero_shot", "few_shot")
+REAL = "real"
+_SUBSAMPLE = re.compile(r"^real_n(\d+)$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A parsed condition name: the data sources it reads (in order) and an optional real subsample size."""
+
+    name: str
+    sources: tuple[str, ...]
+    subsample: int | None = None
+
+    @property
+    def is_real_only(self) -> bool:
+        """``real`` or ``real_n<N>``: real rows only, i.e. a point of the real-data learning curve."""
+        return self.sources == (REAL,)
+
+
+def mix_condition(mode: str) -> str:
+    """The name of the real + ``mode`` mix: ``real+<mode>``."""
+    return f"{REAL}+{mode}"
+
+
+def curve_condition(size: int) -> str:
+    """The name of the ``size``-row real subsample: ``real_n<size>``."""
+    return f"{REAL}_n{size}"
+
+
+def parse_condition(condition: str, modes: Iterable[str] = GENERATION_MODES) -> Condition:
+    """``real`` | ``<mode>`` | ``real+<mode>`` | ``real_n<N>`` → Condition; anything else is a ConfigError."""
+    known = {*GENERATION_MODES, *modes}
+    match = _SUBSAMPLE.match(condition)
+    if match:
+        return Condition(condition, (REAL,), int(match.group(1)))
+    if condition == REAL or condition in known:
+        return Condition(condition, (condition,))
+    first, plus, second = condition.partition("+")
+    if plus and first == REAL and second in known:
+        return Condition(condition, (REAL, second))
+    raise ConfigError(
+        f"unknown condition {condition!r}; use real, a mode ({', '.join(sorted(known))}), "
+        f"real+<mode> or real_n<N> (a learning-curve size)"
+    )
