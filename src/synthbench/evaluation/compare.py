@@ -90,7 +90,7 @@ def set_champions(
                 continue
             name, version = entry["registered_model"], str(entry["version"])
             try:
-                client.get_model_version(name, version)
+                winner = client.get_model_version(name, version)
             except MlflowException:
                 raise ConfigError(
                     f"registered model {name} version {version} (from models/{task}/{best['condition']}/"
@@ -107,7 +107,7 @@ def set_champions(
             current = _alias_version(client, task_name)
             if current is None or current.tags.get(tracking.TAG_SOURCE_MODEL) != source:
                 copied = client.copy_model_version(f"models:/{name}/{version}", task_name)
-                for key, value in {**client.get_model_version(name, version).tags,
+                for key, value in {**winner.tags,
                                    tracking.TAG_SOURCE_MODEL: source}.items():
                     client.set_model_version_tag(task_name, copied.version, key, value)
                 client.set_registered_model_alias(task_name, tracking.CHAMPION_ALIAS, copied.version)

@@ -67,10 +67,12 @@ def run_evaluate(task: str, condition: str, backbone: str, params: Params, root:
             f"and train for this task (dvc repro) so both use the task's current label set"
         )
     parent_id = manifest.get("mlflow_run_id")
+    client = None
     if parent_id:  # fail before any work when the training's MLflow run is not where we would log
         with tracking.quiet_mlflow():
             tracking.configure(params)
-            tracking.require_run(mlflow.MlflowClient(), parent_id, params, str(model_path / "training.json"))
+            client = mlflow.MlflowClient()
+            tracking.require_run(client, parent_id, params, str(model_path / "training.json"))
     texts = [str(row["text"]) for row in test]
     truth = [str(row["label"]) for row in test]
 
@@ -141,10 +143,8 @@ def run_evaluate(task: str, condition: str, backbone: str, params: Params, root:
                    title=f"{task} / {condition} / {backbone} (seed {chosen['seed']})")
     write_json(out / "metrics.json", metrics)
 
-    if parent_id:
+    if client is not None:
         with tracking.quiet_mlflow():
-            tracking.configure(params)
-            client = mlflow.MlflowClient()
             for seed_result in per_seed:
                 if seed_result["run_id"] and seed_result["run_id"] != parent_id:
                     for key, value in (("test_macro_f1", seed_result["report"]["macro_f1"]),
