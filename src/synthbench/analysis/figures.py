@@ -126,6 +126,8 @@ def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, 
     """Test Macro-F1 against real training rows (log x) for one task and backbone, with each other condition's
     Macro-F1 as a dashed horizontal line. ``points``: :func:`synthbench.analysis.learning_curve.learning_curve_frame`
     rows; ``worth``: :func:`~synthbench.analysis.learning_curve.worth_frame` rows."""
+    from matplotlib.ticker import NullLocator
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     points = points.sort_values("real_rows")
@@ -134,8 +136,6 @@ def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, 
     for i, row in enumerate(worth.itertuples(index=False)):
         ax.axhline(row.macro_f1, linestyle="--", color=colours[i % len(colours)], label=str(row.condition))
     ax.set_xscale("log")
-    from matplotlib.ticker import NullLocator
-
     ax.set_xticks(points["real_rows"].tolist())  # ticks at the measured sizes only: log minor labels collide
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(_plain_numbers())

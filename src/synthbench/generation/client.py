@@ -45,10 +45,7 @@ import openai
 from synthbench.errors import BudgetExceeded, ConfigError, EndpointError
 from synthbench.generation.journal import Completion, Journal
 from synthbench.generation.pacing import AdaptiveConcurrency, TokenBucket
-from synthbench.generation.responses import (
-    classify_error,
-    completion_from_response,
-)
+from synthbench.generation.responses import classify_error, completion_from_response
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_PLACEHOLDER_KEY = "sk-local"  # sent to a loopback server when no key env var is set
@@ -444,10 +441,7 @@ class ChatClient:
             if len(outbox.pending) == 1:
                 asyncio.get_running_loop().call_soon(self._flush, outbox)
         except Exception as exc:
-            if self._failure is None:
-                self._failure = exc  # seen by the dispatcher before it sends anything else
-            if self._stopping is not None:
-                self._stopping.set()
+            self._stop_with(exc)
             raise
         finally:
             if holding:
@@ -474,10 +468,14 @@ class ChatClient:
                 if outbox.on_result is not None:
                     outbox.on_result(request, completion, False)
         except Exception as exc:
-            if self._failure is None:
-                self._failure = exc  # seen by the dispatcher before it sends anything else
-            if self._stopping is not None:
-                self._stopping.set()
+            self._stop_with(exc)
+
+    def _stop_with(self, exc: Exception) -> None:
+        """Keep the run's first failure (the dispatcher sees it before it sends anything else) and stop."""
+        if self._failure is None:
+            self._failure = exc
+        if self._stopping is not None:
+            self._stopping.set()
 
     async def _stopped_during(self, delay: float) -> bool:
         """Sleep ``delay`` seconds, waking early if the run is stopping; True when it is."""
