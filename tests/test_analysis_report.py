@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from pydantic import Field
 
+from factories import evaluation_metrics, study, training_manifest
 from synthbench.analysis.sections import SECTIONS
-from synthbench.analysis.stage import run_analyze
-from synthbench.config import Params
+from synthbench.analysis.stage import Study, run_analyze
+from synthbench.layout import Layout
 
 TASKS = ["bbc_news", "rotten_tomatoes"]  # built-in specs: 1 and 3 stars
 MODES = ["zero_shot", "few_shot"]
@@ -84,26 +84,23 @@ def build_run(root: Path, tasks: list[str] = TASKS) -> None:
         for k, condition in enumerate(CONDITIONS):
             history = [{"epoch": float(e), "train_loss": 1.0 / e + k, "val_loss": 0.5 / e,
                         "val_macro_f1": 0.5 + 0.1 * e + 0.01 * k, "val_accuracy": 0.6} for e in (1, 2, 3)]
-            manifest: dict[str, Any] = {"task": task, "condition": condition, "mlflow_run_id": "r"}
             if task == "bbc_news":
-                manifest["history"] = history
-            else:  # issue 4's layout: one history per seed, losses offset by -0.1, 0, +0.1 (mean = history)
-                manifest["seeds"] = [{"seed": s, "history": [{**h, "train_loss": h["train_loss"] + 0.1 * (s - 1)}
-                                                             for h in history]} for s in range(3)]
-            write_json(root / "models" / task / condition / BACKBONE / "training.json", manifest)
+                histories = [history]
+            else:  # one history per seed, losses offset by -0.1, 0, +0.1 (mean = history)
+                histories = [[{**h, "train_loss": h["train_loss"] + 0.1 * (s - 1)} for h in history] for s in range(3)]
+            training_manifest(task, condition, BACKBONE, histories).write(
+                root / "models" / task / condition / BACKBONE / "training.json")
             out = root / "results" / task / condition / BACKBONE
-            base = {"task": task, "condition": condition, "backbone": BACKBONE, "ece": 0.1, "n_test": len(TEST),
-                    "per_class": {"business": {"support": 2}, "sport": {"support": 1},
-                                  "politics": {"support": 2}, "entertainment": {"support": 1}}}
+            per_class = {"business": {"support": 2}, "sport": {"support": 1},
+                         "politics": {"support": 2}, "entertainment": {"support": 1}}
             if task == "bbc_news":
                 macro_f1, accuracy = SINGLE[condition]
-                write_json(out / "metrics.json", {**base, "macro_f1": macro_f1, "accuracy": accuracy})
+                metrics = evaluation_metrics(task, condition, BACKBONE, [macro_f1], [accuracy], len(TEST), per_class)
             else:
                 mean, std, accuracy = SEEDED[condition]
-                seeds = [{"seed": s, "macro_f1": mean + d, "accuracy": accuracy}
-                         for s, d in enumerate((-std, 0.0, std))]
-                write_json(out / "metrics.json", {**base, "macro_f1_mean": mean, "macro_f1_std": std,
-                                                  "accuracy_mean": accuracy, "accuracy_std": 0.0, "seeds": seeds})
+                metrics = evaluation_metrics(task, condition, BACKBONE, [mean - std, mean, mean + std],
+                                             [accuracy] * 3, len(TEST), per_class, macro_f1_std=std)
+            metrics.write(out / "metrics.json")
             write_jsonl(out / "predictions.jsonl", [
                 {"text": text, "label": label, "prediction": "sport" if i in WRONG[condition] and label != "sport"
                  else ("business" if i in WRONG[condition] else label), "proba": {}}
@@ -120,18 +117,9 @@ def write_annotations(path: Path) -> None:
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
-class ParamsWithAnalysis(Params):
-    """Params plus the proposed ``analysis`` section, until config.py has it."""
-
-    analysis: dict[str, Any] = Field(default_factory=dict)
-
-
-def make_params(analysis: dict[str, Any] | None = None, tasks: list[str] = TASKS) -> Params:
+def make_params(root: Path, analysis: dict[str, Any] | None = None, tasks: list[str] = TASKS) -> Study:
     raw: dict[str, Any] = {"tasks": tasks, "modes": MODES, "conditions": CONDITIONS, "backbones": [BACKBONE]}
-    if analysis is None:
-        return Params.model_validate(raw)
-    model = Params if "analysis" in Params.model_fields else ParamsWithAnalysis
-    return model.model_validate({**raw, "analysis": analysis})
+    return study(raw, root, analysis)
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +127,8 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("run")
     build_run(root)
     write_annotations(root / "annotations.csv")
-    params = make_params({"annotations": {"bbc_news": "annotations.csv"}})
-    summary = run_analyze(params, root=root)
+    params = make_params(root, {"annotations": {"bbc_news": "annotations.csv"}})
+    summary = run_analyze(params, Layout(root))
     reports = root / "reports"
     return {"root": root, "params": params, "summary": summary, "reports": reports,
             "md": (reports / "report.md").read_text(encoding="utf-8"),
@@ -276,7 +264,7 @@ def test_rerun_is_cached_and_removes_stale_figures(analysed: dict[str, Any], tmp
     reports = root / "reports"
     stale = reports / "figures" / "training_old_task.png"
     stale.write_bytes(b"old")
-    run_analyze(make_params(), root=root)  # now without annotations
+    run_analyze(make_params(root), Layout(root))  # now without annotations
     assert not stale.exists()
     assert not (reports / "figures" / "agreement_bbc_news_minilm-l6.png").exists()
     analysis = json.loads((reports / "analysis.json").read_text(encoding="utf-8"))
@@ -294,7 +282,8 @@ def test_comparisons_csv_and_three_tasks_give_a_correlation(tmp_path: Path) -> N
     pairs = [("bbc_news", "rotten_tomatoes"), ("rotten_tomatoes", "sarcasm_news"), ("bbc_news", "sarcasm_news")]
     lines = ["task_a,task_b,winner,annotator"] + [f"{a},{b},{b},w{k}" for a, b in pairs for k in range(3)]
     (tmp_path / "comparisons.csv").write_text("\n".join(lines) + "\n")
-    run_analyze(make_params({"comparisons_csv": "comparisons.csv", "diversity": False}, tasks), root=tmp_path)
+    run_analyze(make_params(tmp_path, {"comparisons_csv": "comparisons.csv", "diversity": False}, tasks),
+                Layout(tmp_path))
     analysis = json.loads((tmp_path / "reports" / "analysis.json").read_text(encoding="utf-8"))
     subjectivity = analysis["subjectivity"]
     assert subjectivity["measure"] == "score"
@@ -322,13 +311,15 @@ def test_dvc_plots_show_renders_every_plot(analysed: dict[str, Any], tmp_path: P
     shown = subprocess.run([dvc, "plots", "show", "--json"], cwd=tmp_path, capture_output=True, text=True, check=True)
     payload = json.loads(shown.stdout)
     assert not payload.get("errors")
-    fields = {name: {row["field"] for row in plot[0]["content"]["data"]["values"]}
-              for name, plot in payload["data"].items() if plot}
-    assert payload["data"]["reports/plots/learning_curve/no-curve.csv"] == []  # no real_n<N>: empty, no error
+    values = {name: plot[0]["content"]["data"]["values"] for name, plot in payload["data"].items() if plot}
+    fields = {name: {row.get("field") for row in rows} for name, rows in values.items()}
+    # no real_n<N>: each curve is the one 'real' point (its size from training.json), and no error
+    assert [(row["real_rows"], row["macro_f1"]) for row in values["reports/plots/learning_curve/bbc_news-minilm-l6.csv"]
+            ] == [("100", "0.8")]
     assert fields["reports/plots/val_macro_f1/bbc_news-minilm-l6.csv"] == set(CONDITIONS)
     assert fields["reports/plots/agreement_curve/bbc_news-minilm-l6.csv"] == set(CONDITIONS)
     assert fields["reports/plots/gap_vs_subjectivity.csv"] == set(MODES)
-    assert len(fields) == 6  # 2 val_macro_f1 + 2 train_loss + 1 agreement + 1 gap
+    assert len(fields) == 8  # 2 val_macro_f1 + 2 train_loss + 1 agreement + 1 gap + 2 learning curves
 
 
 def repo_plots_stanza() -> str:

@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from factories import evaluation_metrics, training_manifest
 from synthbench.analysis.curves import history_rows, wide_table
 from synthbench.analysis.diversity import chamfer, remote_clique
 from synthbench.analysis.embeddings import cached_embeddings, diversity_table, embedding_fingerprint
 from synthbench.analysis.instance import agreement_curves, read_annotations
 from synthbench.analysis.report import Figure, Heading, Paragraph, Table, to_html, to_markdown
 from synthbench.analysis.settings import AnalysisSettings, analysis_settings
-from synthbench.analysis.summary import seed_summary
+from synthbench.analysis.summary import summary_table
 from synthbench.analysis.tasklevel import gap_correlations, subjectivity_measure, task_subjectivity
 from synthbench.analysis.verdict import verdict_numbers, verdict_sentence
 from synthbench.data.sources import normalise_text
@@ -33,15 +34,12 @@ PHRASEBANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "financia
 # ----------------------------------------------------------------------------------------------------
 
 
-def test_seed_summary_prefers_mean_std_then_seeds_then_single_value():
-    assert seed_summary({"macro_f1_mean": 0.8, "macro_f1_std": 0.1, "seeds": [{}, {}, {}]}, "macro_f1") == (
-        0.8, 0.1, 1)
-    seeds = {"seeds": [{"seed": 0, "macro_f1": 0.7}, {"seed": 1, "macro_f1": 0.9}]}
-    mean, std, n = seed_summary(seeds, "macro_f1")
-    assert (mean, n) == (pytest.approx(0.8), 2) and std == pytest.approx(np.std([0.7, 0.9], ddof=1))
-    assert seed_summary({"macro_f1": 0.6}, "macro_f1") == (0.6, None, 1)
-    with pytest.raises(DataError, match="t/c/b have no 'macro_f1'"):
-        seed_summary({"task": "t", "condition": "c", "backbone": "b"}, "macro_f1")
+def test_summary_table_reads_the_evaluation_records():
+    metrics = [evaluation_metrics("t", "real", "b", [0.7, 0.9]), evaluation_metrics("t", "zero_shot", "b", [0.6])]
+    table = summary_table(metrics).set_index("condition")
+    assert table.loc["real", "macro_f1"] == pytest.approx(0.8) and table.loc["real", "n_seeds"] == 2
+    assert table.loc["real", "macro_f1_std"] == pytest.approx(np.std([0.7, 0.9], ddof=1))
+    assert pd.isna(table.loc["zero_shot", "macro_f1_std"]) and table.loc["zero_shot", "macro_f1_gap_pts"] == -20.0
 
 
 def test_verdict_when_zero_shot_already_matches_real():
@@ -201,10 +199,10 @@ def test_cached_embeddings_with_bundled_minilm(tmp_path, monkeypatch):
 
 
 def test_history_rows_read_one_run_or_several_seeds_and_wide_table_keeps_empty_columns():
-    one = history_rows({"history": [{"epoch": 1, "train_loss": 0.9, "val_macro_f1": 0.5}]})
-    assert one == [{"seed": None, "epoch": 1.0, "train_loss": 0.9, "val_loss": None, "val_macro_f1": 0.5,
+    one = history_rows(training_manifest("t", "c", "b", [[{"epoch": 1, "train_loss": 0.9, "val_macro_f1": 0.5}]]))
+    assert one == [{"seed": 0, "epoch": 1.0, "train_loss": 0.9, "val_loss": None, "val_macro_f1": 0.5,
                     "val_accuracy": None}]
-    seeded = history_rows({"seeds": [{"seed": 0, "history": [{"epoch": 1}]}, {"seed": 1, "history": [{"epoch": 1}]}]})
+    seeded = history_rows(training_manifest("t", "c", "b", [[{"epoch": 1}], [{"epoch": 1}]]))
     assert [row["seed"] for row in seeded] == [0, 1]
     frame = pd.DataFrame({"epoch": [2.0, 1.0], "condition": ["real", "real"], "v": [0.2, 0.1]})
     wide = wide_table(frame, "epoch", "v", "condition", ["real", "few_shot"])

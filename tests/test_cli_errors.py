@@ -27,7 +27,7 @@ def project(
     **updates: object,
 ) -> Path:
     params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-    params.update(tasks=["toy"], custom_tasks={"toy": "toy.yaml"})
+    params.update(tasks=["toy"], custom_tasks={"toy": "toy.yaml"}, task_files={"specs": ".", "data": "."})
     params["prepare"]["min_chars"] = 1
     params.update(updates)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

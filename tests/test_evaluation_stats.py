@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
+from factories import evaluate_stage, training_manifest
 from synthbench.config import Params
 from synthbench.errors import DataError
 from synthbench.evaluation.metrics import classification_metrics, expected_calibration_error
-from synthbench.evaluation.stage import run_evaluate
 from synthbench.evaluation.stats import metric_value, paired_bootstrap, seed_summary
 
 
@@ -96,15 +96,14 @@ def test_per_class_report_and_confusion_orientation() -> None:
 
 
 def test_evaluate_rejects_test_labels_the_model_does_not_know(tmp_path: Path) -> None:
-    model = tmp_path / "models/rotten_tomatoes/real/minilm-l6"
-    model.mkdir(parents=True)
-    (model / "training.json").write_text(json.dumps({"labels": ["fresh", "rotten"], "seeds": []}))
+    training_manifest("rotten_tomatoes", "real", "minilm-l6", labels=["fresh", "rotten"]).write(
+        tmp_path / "models/rotten_tomatoes/real/minilm-l6/training.json")
     test = tmp_path / "data/real/rotten_tomatoes/test.jsonl"
     test.parent.mkdir(parents=True)
     test.write_text(json.dumps({"text": "meh", "label": "neutral"}) + "\n")
     params = Params.model_validate({"tasks": ["rotten_tomatoes"]})
     with pytest.raises(DataError) as caught:
-        run_evaluate("rotten_tomatoes", "real", "minilm-l6", params, tmp_path)
+        evaluate_stage("rotten_tomatoes", "real", "minilm-l6", params, tmp_path)
     message = str(caught.value)
     assert "test.jsonl" in message and "['neutral']" in message and "['fresh', 'rotten']" in message
     assert "re-run prepare and train" in message and "\n" not in message

@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import pytest
 
+from factories import evaluation_metrics, study, training_manifest
 from synthbench.analysis.learning_curve import (
     describe_worth,
     learning_curve_frame,
@@ -40,12 +41,9 @@ def table() -> pd.DataFrame:
 
 
 def test_curve_takes_sizes_from_training_manifests_and_worth_covers_other_conditions() -> None:
-    trainings = {
-        ("t", "real", "b"): {"n_train": 180, "n_val": 20},
-        ("t", "real_n1000", "b"): {"n_train": 180, "n_val": 20},  # capped at the real set: same point as 'real'
-        ("t", "zero_shot", "b"): {"n_train": 108, "n_val": 12},
-        ("t", "real+zero_shot", "b"): {"n_train": 288, "n_val": 32},
-    }
+    sizes = {"real": (180, 20), "real_n1000": (180, 20),  # capped at the real set: same point as 'real'
+             "zero_shot": (108, 12), "real+zero_shot": (288, 32)}
+    trainings = {("t", c, "b"): training_manifest("t", c, "b", n_train=n, n_val=v) for c, (n, v) in sizes.items()}
     curve = learning_curve_frame(table(), trainings)
     assert curve[["condition", "real_rows"]].values.tolist() == [["real_n20", 20], ["real_n50", 50], ["real", 200]]
     worth = worth_frame(table(), curve, trainings).set_index("condition")
@@ -65,29 +63,26 @@ def test_no_curve_without_two_points() -> None:
 def test_analyze_reports_the_curve_and_what_each_synthetic_set_is_worth(tmp_path) -> None:
     import json
 
-    from tests.test_analysis_report import BACKBONE, build_run, write_json
-
     from synthbench.analysis.sections import SECTIONS
     from synthbench.analysis.stage import run_analyze
-    from synthbench.config import Params
+    from synthbench.layout import Layout
+    from test_analysis_report import BACKBONE, build_run
 
-    build_run(tmp_path, tasks=["bbc_news"])  # real 0.80, zero_shot 0.60, few_shot 0.70 (training.json sizes unset)
+    build_run(tmp_path, tasks=["bbc_news"])  # real 0.80, zero_shot 0.60, few_shot 0.70
     sizes = {"real_n20": (20, 0.50), "real_n50": (50, 0.65), "real": (200, 0.80)}
+    layout = Layout(tmp_path)
     for condition, (rows, macro_f1) in sizes.items():
-        folder = tmp_path / "models" / "bbc_news" / condition / BACKBONE
-        manifest = json.loads((folder / "training.json").read_text()) if (folder / "training.json").exists() else {}
-        write_json(folder / "training.json", {**manifest, "n_train": rows - rows // 10, "n_val": rows // 10})
-        result = tmp_path / "results" / "bbc_news" / condition / BACKBONE
+        training_manifest("bbc_news", condition, BACKBONE, n_train=rows - rows // 10, n_val=rows // 10).write(
+            layout.training_manifest("bbc_news", condition, BACKBONE))
         if condition != "real":
-            write_json(result / "metrics.json", {"task": "bbc_news", "condition": condition, "backbone": BACKBONE,
-                                                 "macro_f1": macro_f1, "accuracy": macro_f1, "n_test": 6})
-    params = Params.model_validate({
+            evaluation_metrics("bbc_news", condition, BACKBONE, [macro_f1]).write(
+                layout.metrics("bbc_news", condition, BACKBONE))
+    params = study({
         "tasks": ["bbc_news"], "modes": ["zero_shot", "few_shot"], "backbones": [BACKBONE],
         "train": {"learning_curve_sizes": [20, 50]},
         "conditions": ["real", "zero_shot", "few_shot", "real_n20", "real_n50"],
-        "analysis": {"diversity": False},
-    })
-    run_analyze(params, root=tmp_path)
+    }, tmp_path, {"diversity": False})
+    run_analyze(params, layout)
     reports = tmp_path / "reports"
     curve = pd.read_csv(reports / "plots" / "learning_curve" / f"bbc_news-{BACKBONE}.csv")
     assert curve["real_rows"].tolist() == [20, 50, 200] and curve["macro_f1"].tolist() == [0.50, 0.65, 0.80]

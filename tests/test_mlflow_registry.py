@@ -13,12 +13,11 @@ import sys
 import pytest
 from tests.test_training_data import FRESH, ROTTEN, TASK, tiny_params, write_tiny_task
 
+from factories import champion_stage, evaluate_stage, train_stage
 from synthbench.data.io import file_md5
 from synthbench.errors import ConfigError
-from synthbench.evaluation.compare import compare_conditions, set_champions
-from synthbench.evaluation.stage import run_evaluate
+from synthbench.evaluation.compare import compare_conditions
 from synthbench.evaluation.stats import seed_summary
-from synthbench.training.stage import run_train
 
 pytestmark = pytest.mark.slow
 BACKBONE = "minilm-l6"
@@ -33,12 +32,12 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     two_seeds = tiny_params(root, seeds=[0, 1])
     one_seed = tiny_params(root, seeds=[0])
     manifests = {
-        "real": run_train(TASK, "real", BACKBONE, two_seeds, root),
-        "zero_shot": run_train(TASK, "zero_shot", BACKBONE, one_seed, root),
+        "real": train_stage(TASK, "real", BACKBONE, two_seeds, root),
+        "zero_shot": train_stage(TASK, "zero_shot", BACKBONE, one_seed, root),
     }
-    metrics = {c: run_evaluate(TASK, c, BACKBONE, two_seeds, root) for c in manifests}
+    metrics = {c: evaluate_stage(TASK, c, BACKBONE, two_seeds, root) for c in manifests}
     params = two_seeds.model_copy(update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]})
-    champions = set_champions(params, root)
+    champions = champion_stage(params, root)
     import mlflow
 
     return {
@@ -150,7 +149,7 @@ def test_champion_is_the_best_condition_and_reloads_in_a_new_process(study: dict
 def test_set_champions_again_copies_nothing_new(study: dict) -> None:
     params = tiny_params(study["root"]).model_copy(update={"conditions": ["real", "zero_shot"],
                                                            "modes": ["zero_shot"]})
-    again = set_champions(params, study["root"])
+    again = champion_stage(params, study["root"])
     assert again == study["champions"]
     versions = study["client"].search_model_versions(f"name='synthbench-{TASK}'")
     assert len(versions) == 1
@@ -173,10 +172,10 @@ def test_evaluate_and_champion_in_another_tracking_store_fail_with_the_fix(study
     elsewhere = tiny_params(tmp_path).model_copy(update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]})
     before = (study["root"] / "results" / TASK / "real" / BACKBONE / "metrics.json").read_bytes()
     with pytest.raises(ConfigError) as caught:
-        run_evaluate(TASK, "real", BACKBONE, elsewhere, study["root"])
+        evaluate_stage(TASK, "real", BACKBONE, elsewhere, study["root"])
     message = str(caught.value)
     assert study["manifests"]["real"]["mlflow_run_id"] in message and str(tmp_path) in message
     assert "MLFLOW_TRACKING_URI" in message and "\n" not in message
     assert (study["root"] / "results" / TASK / "real" / BACKBONE / "metrics.json").read_bytes() == before
     with pytest.raises(ConfigError, match=r"registered model synthbench-rotten_tomatoes-.* is not in the tracking"):
-        set_champions(elsewhere, study["root"])
+        champion_stage(elsewhere, study["root"])

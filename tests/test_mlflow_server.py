@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from tests.test_training_data import TASK, tiny_params, write_tiny_task
 
-from synthbench.training.stage import run_train
+from factories import train_stage
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ def test_train_logs_to_a_tracking_server_that_mlflowclient_reads_back(
     write_tiny_task(tmp_path)
     params = tiny_params(tmp_path, seeds=[0])  # its sqlite URI is overridden by the environment
     assert params.tracking_uri == mlflow_server
-    manifest = run_train(TASK, "real", "minilm-l6", params, tmp_path)
+    manifest = train_stage(TASK, "real", "minilm-l6", params, tmp_path)
     assert not (tmp_path / "mlflow.db").exists()
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)

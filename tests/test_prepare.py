@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from factories import prepare_stage
 from synthbench.config import Params
+from synthbench.data.sampling import stratified_cap
 from synthbench.data.sources import load_raw, read_table
 from synthbench.errors import DataError
-from synthbench.prepare import build_real_splits, run_prepare, stratified_cap
+from synthbench.prepare import build_real_splits
 from synthbench.tasks.registry import load_task_file
 
 TASK_YAML = {
@@ -33,6 +35,7 @@ def make_task(tmp_path: Path, train: str, test: str, **source: object) -> Params
         {
             "tasks": ["toy"],
             "custom_tasks": {"toy": str(tmp_path / "toy.yaml")},
+            "task_files": {"specs": str(tmp_path), "data": str(tmp_path)},
             "prepare": {"train_per_label": 3, "test_per_label": 2, "min_chars": 1},
         }
     )
@@ -56,8 +59,8 @@ def test_splits_are_deduplicated_disjoint_capped_and_deterministic(tmp_path: Pat
     params = params_with_files(tmp_path, make_task(tmp_path, TRAIN, TEST))
     spec = load_task_file(tmp_path / "toy.yaml")
     raw, origins = load_raw(spec)
-    first = build_real_splits(spec, raw, origins, params)
-    second = build_real_splits(spec, raw, origins, params)
+    first = build_real_splits(spec, raw, origins, params.prepare, params.seed)
+    second = build_real_splits(spec, raw, origins, params.prepare, params.seed)
     assert first.train == second.train and first.test == second.test
     train_texts = [t for t, _ in first.train]
     assert len(train_texts) == len(set(train_texts))
@@ -78,7 +81,7 @@ def test_stratified_cap_keeps_source_order_and_changes_with_seed() -> None:
 
 def test_run_prepare_writes_jsonl_and_stats(tmp_path: Path) -> None:
     params = params_with_files(tmp_path, make_task(tmp_path, TRAIN, TEST))
-    run_prepare("toy", params, root=tmp_path)
+    prepare_stage("toy", params, root=tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "data/real/toy/train.jsonl").read_text().splitlines()]
     assert {tuple(sorted(r)) for r in rows} == {("label", "text")}
     assert json.loads((tmp_path / "data/real/toy/stats.json").read_text())["n_test"] == 4
@@ -97,7 +100,7 @@ def test_unknown_label_names_file_and_fix(tmp_path: Path) -> None:
     spec = load_task_file(tmp_path / "toy.yaml")
     raw, origins = load_raw(spec)
     with pytest.raises(DataError) as excinfo:
-        build_real_splits(spec, raw, origins, params)
+        build_real_splits(spec, raw, origins, params.prepare, params.seed)
     message = str(excinfo.value)
     assert "train.csv" in message and "'neutral'" in message and "label_map" in message
 
@@ -107,7 +110,7 @@ def test_empty_split_is_an_error(tmp_path: Path) -> None:
     spec = load_task_file(tmp_path / "toy.yaml")
     raw, origins = load_raw(spec)
     with pytest.raises(DataError, match="test split of task toy is empty"):
-        build_real_splits(spec, raw, origins, params)
+        build_real_splits(spec, raw, origins, params.prepare, params.seed)
 
 
 def test_rotten_tomatoes_wheel_source_drops_plots() -> None:

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from factories import train_stage
 from synthbench.config import Params
+from synthbench.data.sampling import stratified_subsample, validation_split
+from synthbench.data.text import text_key
 from synthbench.errors import ConfigError, DataError, TrainingError
-from synthbench.training.data import (
-    build_training_data,
-    parse_condition,
-    stratified_subsample,
-    text_key,
-    validation_split,
-)
-from synthbench.training.stage import run_train
+from synthbench.layout import Layout
+from synthbench.training.data import build_training_data, parse_condition
 
 TASK = "rotten_tomatoes"  # built-in spec; labels fresh, rotten. The tests write their own tiny data files.
 LABELS = ["fresh", "rotten"]
@@ -69,7 +66,7 @@ def test_mix_is_real_rows_then_synthetic_rows_without_repeats(tmp_path: Path) ->
     synthetic = [("A  wonderful, MOVING film", "fresh"), ("an original synthetic rave", "fresh"),
                  ("an original synthetic pan", "rotten")]
     tiny = write_tiny_task(tmp_path, {"zero_shot": synthetic})
-    data = build_training_data(TASK, "real+zero_shot", LABELS, [t for t, _ in tiny["test"]], 0, tmp_path)
+    data = build_training_data(TASK, "real+zero_shot", LABELS, [t for t, _ in tiny["test"]], 0, Layout(tmp_path))
     # the first synthetic text repeats a real one (up to case and spaces): the real row wins
     assert data.rows == tiny["train"] + synthetic[1:]
     assert data.origins == ["real"] * 12 + ["zero_shot"] * 2
@@ -101,10 +98,10 @@ def test_learning_curve_size_below_two_per_label_is_a_data_error() -> None:
 def test_real_n_condition_records_requested_and_used_sizes(tmp_path: Path) -> None:
     tiny = write_tiny_task(tmp_path)
     test_texts = [t for t, _ in tiny["test"]]
-    data = build_training_data(TASK, "real_n6", LABELS, test_texts, 0, tmp_path)
+    data = build_training_data(TASK, "real_n6", LABELS, test_texts, 0, Layout(tmp_path))
     assert len(data.rows) == 6 and Counter(lab for _, lab in data.rows) == {"fresh": 3, "rotten": 3}
     assert data.subsample == {"requested": 6, "available": 12, "used": 6}
-    everything = build_training_data(TASK, "real_n1000", LABELS, test_texts, 0, tmp_path)
+    everything = build_training_data(TASK, "real_n1000", LABELS, test_texts, 0, Layout(tmp_path))
     assert everything.rows == tiny["train"] and everything.subsample["used"] == 12
 
 
@@ -117,7 +114,7 @@ def test_validation_split_never_contains_test_texts(tmp_path: Path) -> None:
     write_tiny_task(tmp_path, {"few_shot": synthetic})
     banned = {text_key(t) for t in test_texts}
     for condition in ("few_shot", "real+few_shot", "real"):
-        data = build_training_data(TASK, condition, LABELS, test_texts, 0, tmp_path)
+        data = build_training_data(TASK, condition, LABELS, test_texts, 0, Layout(tmp_path))
         for seed in range(5):
             train, val = validation_split(data.rows, 0.3, seed)
             assert val and not {text_key(t) for t, _ in val} & banned
@@ -136,13 +133,13 @@ def test_validation_split_is_stratified_deterministic_and_disjoint() -> None:
 def test_unknown_condition_is_a_config_error_through_run_train(tmp_path: Path) -> None:
     write_tiny_task(tmp_path)
     with pytest.raises(ConfigError, match="unknown condition 'rael'"):
-        run_train(TASK, "rael", "minilm-l6", tiny_params(tmp_path), tmp_path)
+        train_stage(TASK, "rael", "minilm-l6", tiny_params(tmp_path), tmp_path)
 
 
 def test_too_few_examples_to_split_is_a_training_error(tmp_path: Path) -> None:
     write_tiny_task(tmp_path, {"zero_shot": [("one rave", "fresh"), ("one pan", "rotten")]})
     with pytest.raises(TrainingError) as caught:
-        run_train(TASK, "zero_shot", "minilm-l6", tiny_params(tmp_path), tmp_path)
+        train_stage(TASK, "zero_shot", "minilm-l6", tiny_params(tmp_path), tmp_path)
     message = str(caught.value)
     assert "too few examples to split (2 rows)" in message and "generate.per_label" in message
     assert "\n" not in message
@@ -152,7 +149,7 @@ def test_too_few_examples_to_split_is_a_training_error(tmp_path: Path) -> None:
 def test_training_data_without_a_test_label_is_a_data_error(tmp_path: Path) -> None:
     write_tiny_task(tmp_path, {"zero_shot": [(f"rave {i}", "fresh") for i in range(6)]})
     with pytest.raises(DataError) as caught:
-        run_train(TASK, "zero_shot", "minilm-l6", tiny_params(tmp_path), tmp_path)
+        train_stage(TASK, "zero_shot", "minilm-l6", tiny_params(tmp_path), tmp_path)
     message = str(caught.value)
     assert "zero_shot.jsonl" in message and "no training rows for label(s) ['rotten']" in message
     assert "generate.per_label" in message and "\n" not in message
@@ -161,7 +158,7 @@ def test_training_data_without_a_test_label_is_a_data_error(tmp_path: Path) -> N
 def test_training_label_outside_the_task_is_a_data_error(tmp_path: Path) -> None:
     write_tiny_task(tmp_path, {"few_shot": [("so-so", "neutral")]})
     with pytest.raises(DataError, match=r"few_shot.jsonl:1: label 'neutral' not in the task's labels"):
-        run_train(TASK, "few_shot", "minilm-l6", tiny_params(tmp_path), tmp_path)
+        train_stage(TASK, "few_shot", "minilm-l6", tiny_params(tmp_path), tmp_path)
 
 
 def test_backbone_not_available_offline_is_a_training_error(tmp_path: Path, monkeypatch) -> None:
@@ -170,7 +167,7 @@ def test_backbone_not_available_offline_is_a_training_error(tmp_path: Path, monk
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     write_tiny_task(tmp_path)
     with pytest.raises(TrainingError) as caught:
-        run_train(TASK, "real", "synthbench-tests/no-such-model", tiny_params(tmp_path), tmp_path)
+        train_stage(TASK, "real", "synthbench-tests/no-such-model", tiny_params(tmp_path), tmp_path)
     message = str(caught.value)
     assert "'synthbench-tests/no-such-model'" in message and "not available offline" in message
     assert "backbones: [minilm-l6]" in message and "\n" not in message

@@ -26,13 +26,13 @@ class TextClassifier:
     def load(cls, path: str | Path, max_length: int | None = None) -> TextClassifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from synthbench.records import TrainingManifest
+
         model_dir = Path(path)
         manifest = model_dir / "training.json"
         if not (model_dir / "config.json").exists() and manifest.exists():
             # A train stage output (models/<task>/<condition>/<backbone>/): its deployed seed's model.
-            import json
-
-            model_dir = model_dir / json.loads(manifest.read_text(encoding="utf-8")).get("selected_model_dir", ".")
+            model_dir = model_dir / TrainingManifest.read(manifest).selected_model_dir
         if not (model_dir / "config.json").exists():
             raise TrainingError(f"{model_dir}: no trained model here; run the train stage (dvc repro) first")
         model = AutoModelForSequenceClassification.from_pretrained(model_dir)

@@ -47,14 +47,37 @@ def _echo_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
 
+def _spec(task: str) -> Any:
+    """A task's spec as prepare saved it: what every stage after prepare reads (and declares in dvc.yaml)."""
+    from synthbench.layout import LAYOUT
+    from synthbench.tasks.snapshot import read_task_snapshot
+
+    return read_task_snapshot(LAYOUT.task_spec(task))
+
+
+def _labels(task: str) -> list[str]:
+    """A task's label names as prepare saved them: all that training reads of the spec."""
+    from synthbench.data.io import read_json
+    from synthbench.layout import LAYOUT
+
+    return list(read_json(LAYOUT.labels(task)))
+
+
 @app.command()
 def prepare(
     task: Annotated[str, typer.Option(help="Task name.")], params: ParamsOption = Path("params.yaml")
 ) -> None:
-    """Real data → data/real/<task>/{train,test}.jsonl + stats.json."""
+    """Real data → data/real/<task>/{train,test}.jsonl + stats.json + task.json (the spec snapshot)."""
     from synthbench.prepare import run_prepare
+    from synthbench.tasks import load_task
 
-    stats = _run(lambda: run_prepare(task, _params(params)))
+    def run() -> dict[str, Any]:
+        p = _params(params)
+        spec = load_task(task, p.custom_tasks)
+        return run_prepare(spec, seed=p.seed, prepare=p.prepare, local_source=p.local_sources.get(task),
+                           data_folder=p.task_files.data)
+
+    stats = _run(run)
     typer.echo(f"prepared {task}: {stats['n_train']} train / {stats['n_test']} test rows")
 
 
@@ -67,7 +90,7 @@ def generate(
     """LLM → data/synthetic/<task>/<mode>.jsonl (+ summary JSON and provenance card)."""
     from synthbench.generation.stage import run_generate
 
-    summary = _run(lambda: run_generate(task, mode, _params(params)))
+    summary = _run(lambda: run_generate(task, mode, _params(params), spec=_spec(task)))
     client = summary["client"]
     typer.echo(
         f"generated {task}/{mode}: {summary['n_rows']} rows; calls {client.get('calls_made')} "
@@ -79,17 +102,21 @@ def generate(
 @app.command()
 def train(
     task: Annotated[str, typer.Option(help="Task name.")],
-    condition: Annotated[str, typer.Option(help="real, zero_shot or few_shot.")],
+    condition: Annotated[str, typer.Option(help="real, a mode, real+<mode> or real_n<N>.")],
     backbone: Annotated[str, typer.Option(help="Backbone name (minilm-l6, bert-base-uncased, ...).")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Fine-tune → models/<task>/<condition>/<backbone>/ + an MLflow run and registered model."""
     from synthbench.training.stage import run_train
 
-    manifest = _run(lambda: run_train(task, condition, backbone, _params(params)))
+    def run() -> Any:
+        p = _params(params)
+        return run_train(task, _labels(task), condition, backbone, train=p.train, tracking_params=p.tracking)
+
+    manifest = _run(run)
     typer.echo(
-        f"trained {task}/{condition}/{backbone}: best epoch {manifest['best_epoch']}, "
-        f"val {manifest['best_val']}, run {manifest['mlflow_run_id']}"
+        f"trained {task}/{condition}/{backbone}: best epoch {manifest.best_epoch}, "
+        f"val {manifest.best_val}, run {manifest.mlflow_run_id}"
     )
 
 
@@ -103,19 +130,20 @@ def evaluate(
     """Score a trained model on the real test set → results/<task>/<condition>/<backbone>/."""
     from synthbench.evaluation.stage import run_evaluate
 
-    metrics = _run(lambda: run_evaluate(task, condition, backbone, _params(params)))
-    typer.echo(
-        f"{task}/{condition}/{backbone}: macro_f1={metrics['macro_f1']:.4f} accuracy={metrics['accuracy']:.4f}"
-    )
+    metrics = _run(lambda: run_evaluate(task, condition, backbone, tracking_params=_params(params).tracking))
+    typer.echo(f"{task}/{condition}/{backbone}: macro_f1={metrics.macro_f1:.4f} accuracy={metrics.accuracy:.4f}")
 
 
 @app.command()
 def champion(params: ParamsOption = Path("params.yaml")) -> None:
     """Point the MLflow alias ``champion`` at each task's best evaluated model → reports/champions.json."""
-    from synthbench.evaluation.compare import set_champions
+    from synthbench.evaluation.compare import run_champion
 
-    champions = _run(lambda: set_champions(_params(params)))
-    for task, entry in champions.items():
+    def run() -> dict[str, Any]:
+        p = _params(params)
+        return run_champion(p.tasks, p.conditions, p.backbones, tracking_params=p.tracking)
+
+    for task, entry in _run(run).items():
         where = entry.get("uri") or entry.get("note", "")
         typer.echo(f"{task}: {entry['condition']}/{entry['backbone']} macro_f1={entry['macro_f1']:.4f} → {where}")
 
@@ -123,9 +151,16 @@ def champion(params: ParamsOption = Path("params.yaml")) -> None:
 @app.command()
 def analyze(params: ParamsOption = Path("params.yaml")) -> None:
     """Every result → reports/report.{md,html} (figures/, plots/, tables/, analysis.json) and reports/summary.*."""
-    from synthbench.analysis.stage import run_analyze
+    from synthbench.analysis.stage import Study, run_analyze
 
-    result = _run(lambda: run_analyze(_params(params)))
+    def run() -> dict[str, Any]:
+        p = _params(params)
+        tasks = list(p.tasks)
+        study = Study(tasks=tasks, modes=list(p.modes), conditions=list(p.conditions), backbones=list(p.backbones),
+                      seed=p.seed, specs={task: _spec(task) for task in tasks}, settings=p.analysis)
+        return run_analyze(study)
+
+    result = _run(run)
     typer.echo(Path("reports/summary.md").read_text(encoding="utf-8"))
     typer.echo(f"Full report: {result['report']} and reports/report.html")
 

@@ -8,18 +8,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from synthbench.analysis.settings import AnalysisSettings as AnalysisParams
 from synthbench.conditions import GENERATION_MODES, REAL, curve_condition, mix_condition
 from synthbench.errors import ConfigError
+from synthbench.schema import StrictModel, first_error
 
 __all__ = ["GENERATION_MODES", "Params", "load_params"]
 EMBEDDED_MODEL_ALIAS = "smollm2-135m-instruct"
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Section = StrictModel
 
 
 class LocalSource(_Section):
@@ -157,6 +156,45 @@ class TrackingParams(_Section):
     register_models: bool = True
 
 
+class AnalysisParams(_Section):
+    """What the report analyses beyond Table 1 (section ``analysis``). Paths are relative to the project root."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    comparisons_csv: str | None = Field(
+        default=None,
+        description="Pairwise task comparisons (task_a,task_b,winner[,annotator]; winner = the MORE subjective "
+        "task) → Bradley–Terry subjectivity. null: the stars in the task registry.",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict,
+        description="task → multi-annotator file of its test texts (CSV/JSONL): columns text + agreement, "
+        "or text,annotator,label (one row per vote), or text + annotator_* columns (one per annotator).",
+    )
+    thresholds: list[float] | None = Field(
+        default=None,
+        description="Agreement thresholds γ for the instance-level curves; null: every agreement value seen.",
+    )
+    diversity: bool = Field(default=True, description="Embed real and synthetic train sets for diversity.")
+    embedding_model: str | None = Field(
+        default=None, description="sentence-transformers id or folder; null: the bundled all-MiniLM-L6-v2."
+    )
+
+    def resolve(self, path: str, root: Path) -> Path:
+        """A settings path as a real path: absolute ones as given, others relative to ``root``."""
+        candidate = Path(path)
+        return candidate if candidate.is_absolute() else root / candidate
+
+
+class TaskFilesParams(_Section):
+    """The folders that hold a study's own task files. DVC cannot look a dep up per task, so ``prepare`` declares
+    these two folders as deps, and every custom task spec and local data file must live inside them: then an
+    edit to any of them re-runs prepare (whose outputs only change for the task whose files changed)."""
+
+    specs: str = Field(default="tasks", description="Folder of the custom task specs (params custom_tasks).")
+    data: str = Field(default="tasks", description="Folder of local data files (local_sources, custom tasks).")
+
+
 class Params(_Section):
     seed: int = 0
     tasks: list[str] = Field(min_length=1)
@@ -168,6 +206,7 @@ class Params(_Section):
     backbones: list[str] = Field(default_factory=lambda: ["minilm-l6"])
     custom_tasks: dict[str, str] = Field(default_factory=dict, description="task name → YAML spec path")
     local_sources: dict[str, LocalSource] = Field(default_factory=dict)
+    task_files: TaskFilesParams = Field(default_factory=TaskFilesParams)
     prepare: PrepareParams = Field(default_factory=PrepareParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
     train: TrainParams = Field(default_factory=TrainParams)
@@ -187,7 +226,26 @@ class Params(_Section):
                 f"conditions must list 'real', every mode, real+<mix> for every mix and real_n<N> for every "
                 f"train.learning_curve_sizes entry: {expected}, got {self.conditions}"
             )
+        self._task_files_inside_declared_folders()
         return self
+
+    def _task_files_inside_declared_folders(self) -> None:
+        # Files outside the folders prepare declares would be read without DVC seeing them change.
+        checks = [(f"custom_tasks.{name}", path, "specs") for name, path in self.custom_tasks.items()]
+        checks += [
+            (f"local_sources.{task}.{split}", getattr(source, split), "data")
+            for task, source in self.local_sources.items() for split in ("train", "test")
+        ]
+        checks += [(f"analysis.annotations.{task}", path, "data") for task, path in self.analysis.annotations.items()]
+        if self.analysis.comparisons_csv:
+            checks.append(("analysis.comparisons_csv", self.analysis.comparisons_csv, "data"))
+        for key, path, folder_key in checks:
+            folder = getattr(self.task_files, folder_key)
+            if not inside_folder(path, folder):
+                raise ValueError(
+                    f"{key}: {path} is not inside task_files.{folder_key} ({folder}), the folder prepare declares "
+                    f"as a DVC dep; move the file there or set task_files.{folder_key} to a folder that holds it"
+                )
 
     @property
     def expected_conditions(self) -> list[str]:
@@ -202,19 +260,12 @@ class Params(_Section):
         return os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
 
 
-def _describe(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    kind = first["type"]
-    if kind == "extra_forbidden":
-        return f"unknown key {key!r}; remove it or check its spelling"
-    if kind == "missing":
-        return f"missing key {key!r}; add it"
-    if "key" in key or "token" in key or "secret" in key:
-        return f"key {key!r}: {first['msg']}"  # never echo what may be a credential
-    if not first["loc"]:  # a whole-file check: its input is the whole file, so the message says it all
-        return str(first["msg"]).removeprefix("Value error, ")
-    return f"key {key!r}: {first['msg']} (got {first.get('input')!r})"
+def inside_folder(path: str, folder: str) -> bool:
+    """Whether ``path`` lies inside ``folder`` (both relative to the project root, or both absolute)."""
+    resolved, base = Path(os.path.normpath(path)), Path(os.path.normpath(folder))
+    if base == Path("."):
+        return not resolved.is_absolute() and ".." not in resolved.parts
+    return base in resolved.parents
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
@@ -233,4 +284,4 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{params_path}: {_describe(exc)}") from None
+        raise ConfigError(f"{params_path}: {first_error(exc)}") from None

@@ -6,7 +6,7 @@ relative to the project root (the folder holding ``dvc.yaml``) unless a ``Layout
 
 Layout (``<c>`` a condition, ``<b>`` a backbone)::
 
-    data/real/<task>/{train,test}.jsonl, stats.json          prepare
+    data/real/<task>/{train,test}.jsonl, stats.json, task.json, labels.json   prepare
     data/synthetic/<task>/<mode>.{jsonl,summary.json,card.md} generate
     data/review/<task>/<mode>.jsonl                            review (a person's verdicts; git-tracked)
     models/<task>/<c>/<b>/training.json, seed_<s>/            train_*
@@ -42,6 +42,15 @@ class Layout:
 
     def real_stats(self, task: str) -> Path:
         return self.real_dir(task) / "stats.json"
+
+    def task_spec(self, task: str) -> Path:
+        """The task spec snapshot prepare writes: what generate and analyze read (and declare) of the spec."""
+        return self.real_dir(task) / "task.json"
+
+    def labels(self, task: str) -> Path:
+        """The task's label names in order (a JSON list): all that training reads of the spec, so a prompt
+        edit does not retrain the real-data models."""
+        return self.real_dir(task) / "labels.json"
 
     # --- generate --------------------------------------------------------------------------------------------
     def synthetic_dir(self, task: str) -> Path:

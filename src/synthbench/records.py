@@ -1,9 +1,7 @@
 """Typed records of the files stages hand each other: what generate, train and evaluate wrote, as pydantic
-models written with ``model_dump_json`` and read with ``model_validate_json``.
-
-``StrictModel`` is the one base of every validated structure in synthbench (params sections, task specs,
-records): unknown keys are an error, so a renamed field fails loudly instead of reading as its default. A file
-written by an older synthbench (or hand-edited) fails to load with one line naming it and the fix.
+models written with ``model_dump_json`` and read with ``model_validate_json``. Unknown keys are an error
+(:class:`synthbench.schema.StrictModel`), so a file written by an older synthbench (or hand-edited) fails to
+load with one line naming it and the fix.
 """
 
 from __future__ import annotations
@@ -12,24 +10,13 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from synthbench.data.io import write_text
 from synthbench.errors import DataError
+from synthbench.schema import StrictModel, first_error
 
 R = TypeVar("R", bound="Record")
-
-
-class StrictModel(BaseModel):
-    """Unknown keys are refused (``extra="forbid"``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-def first_error(exc: ValidationError) -> str:
-    """``key 'a.b': <message>`` for the first error of ``exc``: the one validation-error formatter."""
-    first = exc.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    return f"key {key!r}: {first['msg']}"
 
 
 class Record(StrictModel):
@@ -54,8 +41,6 @@ class Record(StrictModel):
 
     def write(self, path: str | os.PathLike[str]) -> None:
         """Atomically write this record as indented JSON."""
-        from synthbench.data.io import write_text
-
         write_text(path, self.model_dump_json(indent=2) + "\n")
 
 

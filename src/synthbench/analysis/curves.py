@@ -12,35 +12,21 @@ from typing import Any
 
 import pandas as pd
 
+from synthbench.records import TrainingManifest
+
 HISTORY_FIELDS = ("train_loss", "val_loss", "val_macro_f1", "val_accuracy")
 
 
-def history_rows(training: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Per-epoch rows of one ``training.json``.
-
-    Reads ``history`` (a list of ``{epoch, train_loss, val_loss, val_macro_f1, val_accuracy}``) or, for
-    several seeds, ``seeds: [{seed, history}, ...]``. Missing fields become None.
-
-    Returns:
-        ``[{seed, epoch, train_loss, val_loss, val_macro_f1, val_accuracy}, ...]`` (seed None for one run).
-    """
-    runs: list[tuple[Any, Sequence[Mapping[str, Any]]]] = []
-    if training.get("history"):
-        runs.append((training.get("seed"), training["history"]))
-    for run in training.get("seeds") or []:
-        if isinstance(run, Mapping) and run.get("history"):
-            runs.append((run.get("seed"), run["history"]))
-    rows = []
-    for seed, history in runs:
-        for entry in history:
-            if entry.get("epoch") is None:
-                continue
-            rows.append({"seed": seed, "epoch": float(entry["epoch"]),
-                         **{field: entry.get(field) for field in HISTORY_FIELDS}})
-    return rows
+def history_rows(training: TrainingManifest) -> list[dict[str, Any]]:
+    """Per-epoch rows of every seed of one training: ``[{seed, epoch, train_loss, val_loss, val_macro_f1,
+    val_accuracy}, ...]``; fields a history lacks become None."""
+    return [
+        {"seed": run.seed, "epoch": float(entry["epoch"]), **{name: entry.get(name) for name in HISTORY_FIELDS}}
+        for run in training.seeds for entry in run.history if entry.get("epoch") is not None
+    ]
 
 
-def curves_frame(trainings: Mapping[tuple[str, str, str], Mapping[str, Any]]) -> pd.DataFrame:
+def curves_frame(trainings: Mapping[tuple[str, str, str], TrainingManifest]) -> pd.DataFrame:
     """Long table of every history: (task, condition, backbone) → training.json, to rows ``task``,
     ``condition``, ``backbone``, ``seed``, ``epoch``, ``train_loss``, ``val_loss``, ``val_macro_f1``,
     ``val_accuracy`` (losses in nats per example, scores as fractions)."""

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from synthbench.conditions import parse_condition
+from synthbench.records import TrainingManifest
 
 CURVE_COLUMNS = ["task", "backbone", "condition", "real_rows", "macro_f1", "accuracy"]
 WORTH_COLUMNS = ["task", "backbone", "condition", "macro_f1", "rows", "real_equivalent_rows", "bound"]
@@ -27,16 +28,16 @@ def is_curve_condition(condition: str) -> bool:
     return parse_condition(condition).is_real_only
 
 
-def condition_rows(condition: str, training: Mapping[str, Any] | None) -> int | None:
+def condition_rows(condition: str, training: TrainingManifest | None) -> int | None:
     """Rows a condition trained on (train + validation split), from its ``training.json``; for ``real_n<N>``
     without one, N. None when unknown."""
-    if training and training.get("n_train") is not None:
-        return int(training["n_train"]) + int(training.get("n_val") or 0)
+    if training is not None:
+        return training.rows_trained
     return parse_condition(condition).subsample
 
 
 def learning_curve_frame(
-    table: pd.DataFrame, trainings: Mapping[tuple[str, str, str], Mapping[str, Any]]
+    table: pd.DataFrame, trainings: Mapping[tuple[str, str, str], TrainingManifest]
 ) -> pd.DataFrame:
     """One row per learning-curve point: :data:`CURVE_COLUMNS`, sorted by task, backbone, real_rows.
 
@@ -92,7 +93,7 @@ def real_equivalent(sizes: list[int], scores: list[float], score: float) -> tupl
 
 
 def worth_frame(
-    table: pd.DataFrame, curve: pd.DataFrame, trainings: Mapping[tuple[str, str, str], Mapping[str, Any]]
+    table: pd.DataFrame, curve: pd.DataFrame, trainings: Mapping[tuple[str, str, str], TrainingManifest]
 ) -> pd.DataFrame:
     """For every non-curve condition (synthetic or mixed) of a task and backbone with a learning curve of at
     least two points: :data:`WORTH_COLUMNS` (``rows`` = rows it trained on; ``bound`` as in

@@ -1,47 +1,16 @@
-"""The analyze stage's own knobs (``params.yaml`` section ``analysis``), read duck-typed from ``Params``.
-
-``Params`` gains an ``analysis`` section in ``config.py``; until it does (or when a params file omits it) every
-setting takes its default below, so ``run_analyze`` works on any valid params file.
-"""
+"""The analyze stage's own knobs: params section ``analysis`` (:class:`synthbench.config.AnalysisParams`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from synthbench.config import AnalysisParams as AnalysisSettings
 from synthbench.errors import ConfigError
+from synthbench.schema import first_error
 
-
-class AnalysisSettings(BaseModel):
-    """What the report analyses beyond Table 1. Paths are relative to the project root."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    comparisons_csv: str | None = Field(
-        default=None,
-        description="Pairwise task comparisons (task_a,task_b,winner[,annotator]; winner = the MORE subjective "
-        "task) → Bradley–Terry subjectivity. null: the stars in the task registry.",
-    )
-    annotations: dict[str, str] = Field(
-        default_factory=dict,
-        description="task → multi-annotator file of its test texts (CSV/JSONL): columns text + agreement, "
-        "or text,annotator,label (one row per vote), or text + annotator_* columns (one per annotator).",
-    )
-    thresholds: list[float] | None = Field(
-        default=None,
-        description="Agreement thresholds γ for the instance-level curves; null: every agreement value seen.",
-    )
-    diversity: bool = Field(default=True, description="Embed real and synthetic train sets for diversity.")
-    embedding_model: str | None = Field(
-        default=None, description="sentence-transformers id or folder; null: the bundled all-MiniLM-L6-v2."
-    )
-
-    def resolve(self, path: str, root: Path) -> Path:
-        """A settings path as a real path: absolute ones as given, others relative to ``root``."""
-        candidate = Path(path)
-        return candidate if candidate.is_absolute() else root / candidate
+__all__ = ["AnalysisSettings", "analysis_settings"]
 
 
 def analysis_settings(params: Any) -> AnalysisSettings:
@@ -59,6 +28,4 @@ def analysis_settings(params: Any) -> AnalysisSettings:
     try:
         return AnalysisSettings.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in ("analysis", *first["loc"]))
-        raise ConfigError(f"params key {key!r}: {first['msg']}; fix it in params.yaml") from None
+        raise ConfigError(f"params {first_error(exc, prefix='analysis')}; fix it in params.yaml") from None

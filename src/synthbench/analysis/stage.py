@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +28,41 @@ from synthbench.analysis.instance import agreement_curves, read_annotations
 from synthbench.analysis.learning_curve import CURVE_COLUMNS, learning_curve_frame, worth_frame
 from synthbench.analysis.report import to_html, to_markdown
 from synthbench.analysis.sections import AnalysisResults, report_blocks
-from synthbench.analysis.settings import AnalysisSettings, analysis_settings
+from synthbench.analysis.settings import AnalysisSettings
 from synthbench.analysis.subjectivity import read_comparisons_csv
 from synthbench.analysis.summary import bar_chart, summary_table
 from synthbench.analysis.summary import to_markdown as summary_markdown
 from synthbench.analysis.tasklevel import gap_correlations, gap_frame, subjectivity_measure, task_subjectivity
 from synthbench.analysis.verdict import verdict_numbers, verdict_sentence
-from synthbench.config import Params
-from synthbench.data.io import atomic_open, read_json, read_jsonl, write_json, write_text
-from synthbench.tasks import load_task
+from synthbench.data.io import atomic_open, read_jsonl, write_json, write_text
+from synthbench.layout import LAYOUT, Layout
+from synthbench.records import EvaluationMetrics, TrainingManifest
+from synthbench.tasks import TaskSpec
 
 
-def run_analyze(params: Params, root: Path = Path(".")) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Study:
+    """What the analyze stage declares in ``dvc.yaml``: the study grid, the sampling seed, the ``analysis``
+    section and each task's spec (its snapshot from prepare)."""
+
+    tasks: list[str]
+    modes: list[str]
+    conditions: list[str]
+    backbones: list[str]
+    seed: int
+    specs: dict[str, TaskSpec]
+    settings: AnalysisSettings = field(default_factory=AnalysisSettings)
+
+
+def run_analyze(params: Study, layout: Layout = LAYOUT) -> dict[str, Any]:
     """Run every analysis and write ``reports/`` (see the module docstring). Returns counts for the CLI."""
-    settings = analysis_settings(params)
-    reports = root / "reports"
+    settings, root = params.settings, layout.root
+    reports = layout.reports
     for owned in ("figures", "plots", "tables"):  # this stage's outputs only: no stale file survives a re-run
         shutil.rmtree(reports / owned, ignore_errors=True)
 
     metrics = [
-        read_json(root / "results" / task / condition / backbone / "metrics.json")
+        EvaluationMetrics.read(layout.metrics(task, condition, backbone))
         for task in params.tasks for condition in params.conditions for backbone in params.backbones
     ]
     table = summary_table(metrics)
@@ -64,9 +80,9 @@ def run_analyze(params: Params, root: Path = Path(".")) -> dict[str, Any]:
         backbones=list(params.backbones), table=table,
     )
     _task_level(results, params, settings, root)
-    _diversity(results, params, settings, root)
-    _instance_level(results, params, settings, root)
-    trainings = _read_trainings(params, root)
+    _diversity(results, params, settings, layout)
+    _instance_level(results, params, settings, layout)
+    trainings = _read_trainings(params, layout)
     results.curves = _training_curves(trainings)
     results.learning_curve = learning_curve_frame(table, trainings)
     results.worth = worth_frame(table, results.learning_curve, trainings)
@@ -87,8 +103,8 @@ def run_analyze(params: Params, root: Path = Path(".")) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------------
 
 
-def _task_level(results: AnalysisResults, params: Params, settings: AnalysisSettings, root: Path) -> None:
-    registry = {task: load_task(task, params.custom_tasks).subjectivity for task in params.tasks}
+def _task_level(results: AnalysisResults, params: Study, settings: AnalysisSettings, root: Path) -> None:
+    registry = {task: params.specs[task].subjectivity for task in params.tasks}
     comparisons = None
     if settings.comparisons_csv:
         results.comparisons_path = str(settings.comparisons_csv)
@@ -99,14 +115,13 @@ def _task_level(results: AnalysisResults, params: Params, settings: AnalysisSett
     results.correlations = gap_correlations(results.gaps, results.measure)
 
 
-def _diversity(results: AnalysisResults, params: Params, settings: AnalysisSettings, root: Path) -> None:
+def _diversity(results: AnalysisResults, params: Study, settings: AnalysisSettings, layout: Layout) -> None:
     if not settings.diversity:
         results.diversity_notes.append("Diversity was switched off (params analysis.diversity: false).")
         return
     frames, cached, embedded = [], 0, 0
     for task in params.tasks:
-        paths = {"real": root / "data" / "real" / task / "train.jsonl"}
-        paths |= {mode: root / "data" / "synthetic" / task / f"{mode}.jsonl" for mode in params.modes}
+        paths = {"real": layout.real(task, "train")} | {mode: layout.synthetic(task, mode) for mode in params.modes}
         missing = [name for name, path in paths.items() if not path.exists()]
         if "real" in missing:
             results.diversity_notes.append(f"{task}: no real train set at {paths['real']}; diversity skipped.")
@@ -117,7 +132,7 @@ def _diversity(results: AnalysisResults, params: Params, settings: AnalysisSetti
         for name, path in paths.items():
             if name in missing:
                 continue
-            sets[name], hit = cached_embeddings(path, root, settings.embedding_model)
+            sets[name], hit = cached_embeddings(path, layout.root, settings.embedding_model)
             cached, embedded = cached + hit, embedded + (not hit)
         frames.append(diversity_table(sets, seed=params.seed).assign(task=task))
     results.embedding_cache = {"cached": cached, "embedded": embedded}
@@ -126,7 +141,7 @@ def _diversity(results: AnalysisResults, params: Params, settings: AnalysisSetti
         results.diversity = frame[["task", *[c for c in frame.columns if c != "task"]]]
 
 
-def _instance_level(results: AnalysisResults, params: Params, settings: AnalysisSettings, root: Path) -> None:
+def _instance_level(results: AnalysisResults, params: Study, settings: AnalysisSettings, layout: Layout) -> None:
     if not settings.annotations:
         results.instance_notes.append(
             "No annotations configured: give a task's multi-annotator file under params analysis.annotations "
@@ -138,11 +153,11 @@ def _instance_level(results: AnalysisResults, params: Params, settings: Analysis
         if task not in params.tasks:
             results.instance_notes.append(f"{task}: has annotations but is not among the study's tasks; skipped.")
             continue
-        agreement = read_annotations(settings.resolve(path, root))
+        agreement = read_annotations(settings.resolve(path, layout.root))
         for backbone in params.backbones:
             predictions = {}
             for condition in params.conditions:
-                file = root / "results" / task / condition / backbone / "predictions.jsonl"
+                file = layout.predictions(task, condition, backbone)
                 if file.exists():
                     predictions[condition] = read_jsonl(file)
                 else:
@@ -155,18 +170,14 @@ def _instance_level(results: AnalysisResults, params: Params, settings: Analysis
         results.instance_trends = pd.concat(trends, ignore_index=True)
 
 
-def _read_trainings(params: Params, root: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
-    trainings = {}
-    for task in params.tasks:
-        for condition in params.conditions:
-            for backbone in params.backbones:
-                path = root / "models" / task / condition / backbone / "training.json"
-                if path.exists():
-                    trainings[(task, condition, backbone)] = read_json(path)
-    return trainings
+def _read_trainings(params: Study, layout: Layout) -> dict[tuple[str, str, str], TrainingManifest]:
+    return {
+        (task, condition, backbone): TrainingManifest.read(layout.training_manifest(task, condition, backbone))
+        for task in params.tasks for condition in params.conditions for backbone in params.backbones
+    }
 
 
-def _training_curves(trainings: dict[tuple[str, str, str], dict[str, Any]]) -> pd.DataFrame:
+def _training_curves(trainings: dict[tuple[str, str, str], TrainingManifest]) -> pd.DataFrame:
     frame = curves_frame(trainings)
     return mean_over_seeds(frame, ["task", "condition", "backbone", "epoch"],
                            ["train_loss", "val_loss", "val_macro_f1", "val_accuracy"])

@@ -1,69 +1,40 @@
 """The paper's Table 1: task × condition × backbone → Macro-F1 / accuracy / gap to real, as Markdown, CSV and a
 PNG bar chart. Pure table-building; files are written by ``analysis.stage``.
 
-A ``metrics.json`` holds either one run (``macro_f1``, ``accuracy``) or several seeds (``seeds: [{seed,
-macro_f1, accuracy}, ...]`` with ``macro_f1_mean``/``macro_f1_std`` etc.); :func:`seed_summary` reads both.
+Each row comes from one evaluation's :class:`synthbench.records.EvaluationMetrics` (means over the training
+seeds, their std, the number of seeds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from synthbench.errors import DataError
+from synthbench.records import EvaluationMetrics
 
 
-def seed_summary(metrics: Mapping[str, Any], name: str) -> tuple[float, float | None, int]:
-    """(mean, std, n_seeds) of metric ``name`` (``macro_f1`` or ``accuracy``, a fraction in [0, 1]).
-
-    Order of preference: ``<name>_mean``/``<name>_std`` as written by the evaluation; else the per-seed values
-    under ``seeds`` (std with ddof=1, None for one seed); else the single value ``<name>`` with std None.
-
-    Raises:
-        DataError: none of those keys is present.
-    """
-    seeds = [row[name] for row in metrics.get("seeds") or [] if row.get(name) is not None]
-    n_seeds = max(len(seeds), 1)
-    if metrics.get(f"{name}_mean") is not None:
-        std = metrics.get(f"{name}_std")
-        if std is None and len(seeds) > 1:
-            std = float(np.std(seeds, ddof=1))
-        return float(metrics[f"{name}_mean"]), None if std is None else float(std), n_seeds
-    if seeds:
-        std = float(np.std(seeds, ddof=1)) if len(seeds) > 1 else None
-        return float(np.mean(seeds)), std, len(seeds)
-    if metrics.get(name) is None:
-        where = "/".join(str(metrics.get(key, "?")) for key in ("task", "condition", "backbone"))
-        raise DataError(f"metrics of {where} have no {name!r}, {name + '_mean'!r} or 'seeds'; re-run evaluate")
-    return float(metrics[name]), None, 1
-
-
-def majority_accuracy(metrics: Mapping[str, Any]) -> float | None:
+def majority_accuracy(metrics: EvaluationMetrics) -> float | None:
     """Accuracy of always predicting the test set's most frequent label (a fraction): the largest
     ``per_class[*].support`` over the total support; None without per-class supports."""
-    supports = [row.get("support") for row in (metrics.get("per_class") or {}).values()]
+    supports = [row.get("support") for row in metrics.per_class.values()]
     if not supports or any(s is None for s in supports) or not sum(supports):
         return None
     return max(supports) / sum(supports)
 
 
-def summary_table(metrics: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def summary_table(metrics: Sequence[EvaluationMetrics]) -> pd.DataFrame:
     """One row per (task, condition, backbone): ``macro_f1`` and ``accuracy`` (means over seeds, fractions),
     their ``*_std`` (None for one seed), ``n_seeds``, ``n_test``, ``majority_accuracy`` (see
     :func:`majority_accuracy`), and the gap to the real condition (same task
     and backbone) in points of Macro-F1 and accuracy (``*_gap_pts``, percentage points, negative = worse)."""
     rows = []
     for m in metrics:
-        macro_f1, macro_f1_std, n_seeds = seed_summary(m, "macro_f1")
-        accuracy, accuracy_std, _ = seed_summary(m, "accuracy")
         rows.append({
-            "task": m["task"], "condition": m["condition"], "backbone": m["backbone"],
-            "macro_f1": macro_f1, "macro_f1_std": macro_f1_std, "accuracy": accuracy,
-            "accuracy_std": accuracy_std, "n_seeds": n_seeds, "n_test": m.get("n_test"),
+            "task": m.task, "condition": m.condition, "backbone": m.backbone,
+            "macro_f1": m.macro_f1_mean, "macro_f1_std": m.macro_f1_std, "accuracy": m.accuracy_mean,
+            "accuracy_std": m.accuracy_std, "n_seeds": m.n_seeds, "n_test": m.n_test,
             "majority_accuracy": majority_accuracy(m),
         })
     frame = pd.DataFrame(rows)

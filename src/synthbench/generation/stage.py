@@ -26,7 +26,7 @@ from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
 from synthbench.generation.server import embedded_server
 from synthbench.generation.strategies import FewShot, SampleSlot, make_strategy, request_key
-from synthbench.tasks import load_task
+from synthbench.tasks import TaskSpec, load_task
 
 
 def synthetic_paths(task: str, mode: str, root: Path = Path(".")) -> dict[str, Path]:
@@ -72,8 +72,10 @@ def open_endpoint(endpoint: EndpointParams) -> Iterator[str | None]:
         yield endpoint.base_url
 
 
-def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -> dict[str, Any]:
-    spec = load_task(task, params.custom_tasks)
+def run_generate(
+    task: str, mode: str, params: Params, root: Path = Path("."), spec: TaskSpec | None = None
+) -> dict[str, Any]:
+    spec = spec or load_task(task, params.custom_tasks)
     gen = params.generate
     real_rows = read_jsonl(root / "data" / "real" / task / "train.jsonl")
     real_by_label: dict[str, list[str]] = defaultdict(list)

@@ -19,8 +19,7 @@ validation split would make validation optimistic). Texts compare after collapsi
 
 from __future__ import annotations
 
-import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,48 +27,17 @@ from typing import Any
 
 from synthbench.conditions import GENERATION_MODES, REAL, Condition, parse_condition
 from synthbench.data.io import file_md5, read_jsonl
-from synthbench.errors import DataError, TrainingError
+from synthbench.data.sampling import Rows, stratified_subsample
+from synthbench.data.text import text_key
+from synthbench.errors import DataError
+from synthbench.layout import LAYOUT, Layout
 
-Rows = list[tuple[str, str]]
+__all__ = ["TrainingData", "build_training_data", "check_label_coverage", "parse_condition", "source_path"]
 
 
-def source_path(task: str, source: str, root: Path = Path(".")) -> Path:
+def source_path(task: str, source: str, layout: Layout = LAYOUT) -> Path:
     """Where a source's rows live: ``real`` → the prepared real train split, a mode → its synthetic file."""
-    if source == REAL:
-        return root / "data" / "real" / task / "train.jsonl"
-    return root / "data" / "synthetic" / task / f"{source}.jsonl"
-
-
-def text_key(text: str) -> str:
-    """Comparison key for "the same text": whitespace collapsed, case folded."""
-    return " ".join(text.split()).casefold()
-
-
-def stratified_subsample(rows: Rows, n: int, seed: int) -> Rows:
-    """``n`` of ``rows`` with each label's share kept (to ±1 row) and at least 2 rows of every label; rows keep
-    their source order. Nested: for the same ``rows`` and ``seed``, a smaller sample is part of a larger one.
-    ``n`` ≥ len(rows) returns all rows. Raises DataError when ``n`` < 2 × the number of labels."""
-    if n >= len(rows):
-        return list(rows)
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for index, (_, label) in enumerate(rows):
-        by_label[label].append(index)
-    if n < 2 * len(by_label):
-        raise DataError(
-            f"learning-curve size {n} is too small for {len(by_label)} labels: need at least 2 rows per label "
-            f"({2 * len(by_label)}); raise it in train.learning_curve_sizes"
-        )
-    rng = random.Random(seed)
-    ranked: list[tuple[int, float, int, int]] = []
-    for label_rank, label in enumerate(sorted(by_label)):
-        indices = by_label[label][:]
-        rng.shuffle(indices)
-        for position, index in enumerate(indices):
-            # A label's first two rows come first; after that rows are interleaved by their position within
-            # their label, so any prefix of this one global order is a stratified sample.
-            ranked.append((0 if position < 2 else 1, (position + 0.5) / len(indices), label_rank, index))
-    chosen = {index for *_, index in sorted(ranked)[:n]}
-    return [row for i, row in enumerate(rows) if i in chosen]
+    return layout.real(task, "train") if source == REAL else layout.synthetic(task, source)
 
 
 def dedupe(rows: Rows, origins: Sequence[str]) -> tuple[Rows, list[str], int]:
@@ -143,7 +111,7 @@ def build_training_data(
     labels: Sequence[str],
     test_texts: Iterable[str],
     data_seed: int,
-    root: Path = Path("."),
+    layout: Layout = LAYOUT,
     modes: Iterable[str] = GENERATION_MODES,
 ) -> TrainingData:
     """Read a condition's source files and build its rows: mix / subsample, then drop test texts and repeats.
@@ -151,7 +119,7 @@ def build_training_data(
     parsed = parse_condition(condition, modes)
     sources = []
     for name in parsed.sources:
-        path = source_path(task, name, root)
+        path = source_path(task, name, layout)
         rows = load_rows(path, labels)
         sources.append(SourceFile(name=name, path=path, md5=file_md5(path), rows=rows))
     rows = [row for source in sources for row in source.rows]
@@ -190,27 +158,3 @@ def check_label_coverage(rows: Rows, test_labels: Iterable[str], where: str) -> 
             f"{where}: no training rows for label(s) {missing} that the real test set has; generate more "
             f"(generate.per_label / generate.max_attempts_factor) or prepare more (prepare.train_per_label)"
         )
-
-
-def validation_split(rows: Rows, fraction: float, seed: int) -> tuple[Rows, Rows]:
-    """Stratified: round(f·n) of each label (at least 1 when a label has ≥ 2 rows) go to validation; a label
-    with a single row stays in train. Both splits keep source order."""
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for index, (_, label) in enumerate(rows):
-        by_label[label].append(index)
-    rng = random.Random(seed)
-    val_idx: set[int] = set()
-    for label in sorted(by_label):
-        indices = by_label[label][:]
-        if len(indices) < 2:
-            continue
-        rng.shuffle(indices)
-        val_idx.update(indices[: max(1, round(fraction * len(indices)))])
-    train = [row for i, row in enumerate(rows) if i not in val_idx]
-    val = [row for i, row in enumerate(rows) if i in val_idx]
-    if not val or not train:
-        raise TrainingError(
-            f"too few examples to split ({len(rows)} rows): need at least 2 of some label; "
-            f"generate or prepare more data (generate.per_label / prepare.train_per_label)"
-        )
-    return train, val
