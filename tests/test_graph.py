@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 import yaml
-from openai_server import serve
 from pydantic import BaseModel
 from tests.conftest import REPO_ROOT
+
+from openai_server import serve
 
 pytestmark = pytest.mark.slow
 BUILTIN, CUSTOM = "rotten_tomatoes", "toy"
