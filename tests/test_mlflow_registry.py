@@ -17,6 +17,7 @@ from factories import champion_stage, evaluate_stage, train_stage
 from synthbench.data.io import file_md5
 from synthbench.errors import ConfigError
 from synthbench.evaluation.compare import compare_conditions
+from synthbench.layout import Layout
 from synthbench.evaluation.stats import seed_summary
 
 pytestmark = pytest.mark.slow
@@ -32,10 +33,10 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     two_seeds = tiny_params(root, seeds=[0, 1])
     one_seed = tiny_params(root, seeds=[0])
     manifests = {
-        "real": train_stage(TASK, "real", BACKBONE, two_seeds, root),
-        "zero_shot": train_stage(TASK, "zero_shot", BACKBONE, one_seed, root),
+        "real": train_stage(TASK, "real", BACKBONE, two_seeds, root).model_dump(mode="json"),
+        "zero_shot": train_stage(TASK, "zero_shot", BACKBONE, one_seed, root).model_dump(mode="json"),
     }
-    metrics = {c: evaluate_stage(TASK, c, BACKBONE, two_seeds, root) for c in manifests}
+    metrics = {c: evaluate_stage(TASK, c, BACKBONE, two_seeds, root).model_dump(mode="json") for c in manifests}
     params = two_seeds.model_copy(update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]})
     champions = champion_stage(params, root)
     import mlflow
@@ -156,7 +157,7 @@ def test_set_champions_again_copies_nothing_new(study: dict) -> None:
 
 
 def test_paired_bootstrap_between_two_evaluated_conditions(study: dict) -> None:
-    result = compare_conditions(TASK, "real", "zero_shot", BACKBONE, study["root"], n_resamples=200)
+    result = compare_conditions(TASK, "real", "zero_shot", BACKBONE, Layout(study["root"]), n_resamples=200)
     real, synthetic = (
         [json.loads(line) for line in (study["root"] / "results" / TASK / c / BACKBONE / "predictions.jsonl")
          .read_text().splitlines()] for c in ("real", "zero_shot")

@@ -71,7 +71,7 @@ def test_train_logs_to_a_tracking_server_that_mlflowclient_reads_back(
     write_tiny_task(tmp_path)
     params = tiny_params(tmp_path, seeds=[0])  # its sqlite URI is overridden by the environment
     assert params.tracking_uri == mlflow_server
-    manifest = train_stage(TASK, "real", "minilm-l6", params, tmp_path)
+    manifest = train_stage(TASK, "real", "minilm-l6", params, tmp_path).model_dump(mode="json")
     assert not (tmp_path / "mlflow.db").exists()
 
     client = mlflow.MlflowClient(tracking_uri=mlflow_server)
@@ -104,9 +104,9 @@ def test_sqlite_store_keeps_artifacts_beside_its_database_whatever_the_cwd(tmp_p
     params = tiny_params(store)
     assert params.tracking_uri == f"sqlite:///{store / 'mlflow.db'}"
     with tracking.quiet_mlflow():
-        experiment_id = tracking.configure(params)
+        experiment_id = tracking.configure(params.tracking)
         location = mlflow.get_experiment(experiment_id).artifact_location
-        assert tracking.configure(params) == experiment_id  # the second call reuses the experiment
+        assert tracking.configure(params.tracking) == experiment_id  # the second call reuses the experiment
     assert location == (store / "mlruns").as_uri()
     assert tracking.local_artifact_root("http://127.0.0.1:5000") is None
     assert not (elsewhere / "mlruns").exists()

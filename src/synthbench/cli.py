@@ -23,6 +23,9 @@ cache_app = typer.Typer(no_args_is_help=True, help="Inspect and prune the LLM an
 app.add_typer(cache_app, name="cache")
 
 ParamsOption = Annotated[Path, typer.Option("--params", "-p", help="Params file (DVC's params.yaml).")]
+TaskOption = Annotated[str, typer.Option(help="Task name.")]
+ConditionOption = Annotated[str, typer.Option(help="real, a mode, real+<mode> or real_n<N>.")]
+BackboneOption = Annotated[str, typer.Option(help="Backbone name (minilm-l6, bert-base-uncased, ...).")]
 T = TypeVar("T")
 
 
@@ -65,7 +68,7 @@ def _labels(task: str) -> list[str]:
 
 @app.command()
 def prepare(
-    task: Annotated[str, typer.Option(help="Task name.")], params: ParamsOption = Path("params.yaml")
+    task: TaskOption, params: ParamsOption = Path("params.yaml")
 ) -> None:
     """Real data → data/real/<task>/{train,test}.jsonl + stats.json + task.json (the spec snapshot)."""
     from synthbench.prepare import run_prepare
@@ -83,7 +86,7 @@ def prepare(
 
 @app.command()
 def generate(
-    task: Annotated[str, typer.Option(help="Task name.")],
+    task: TaskOption,
     mode: Annotated[str, typer.Option(help="zero_shot or few_shot.")],
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
@@ -101,9 +104,9 @@ def generate(
 
 @app.command()
 def train(
-    task: Annotated[str, typer.Option(help="Task name.")],
-    condition: Annotated[str, typer.Option(help="real, a mode, real+<mode> or real_n<N>.")],
-    backbone: Annotated[str, typer.Option(help="Backbone name (minilm-l6, bert-base-uncased, ...).")],
+    task: TaskOption,
+    condition: ConditionOption,
+    backbone: BackboneOption,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Fine-tune → models/<task>/<condition>/<backbone>/ + an MLflow run and registered model."""
@@ -122,9 +125,9 @@ def train(
 
 @app.command()
 def evaluate(
-    task: Annotated[str, typer.Option(help="Task name.")],
-    condition: Annotated[str, typer.Option(help="Training condition.")],
-    backbone: Annotated[str, typer.Option(help="Backbone name.")],
+    task: TaskOption,
+    condition: ConditionOption,
+    backbone: BackboneOption,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """Score a trained model on the real test set → results/<task>/<condition>/<backbone>/."""

@@ -155,6 +155,11 @@ class TrackingParams(_Section):
     experiment: str = "synthbench"
     register_models: bool = True
 
+    @property
+    def resolved_uri(self) -> str:
+        """``MLFLOW_TRACKING_URI`` when set, else ``uri``."""
+        return os.environ.get("MLFLOW_TRACKING_URI") or self.uri
+
 
 class AnalysisParams(_Section):
     """What the report analyses beyond Table 1 (section ``analysis``). Paths are relative to the project root."""
@@ -257,7 +262,7 @@ class Params(_Section):
 
     @property
     def tracking_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
+        return self.tracking.resolved_uri
 
 
 def inside_folder(path: str, folder: str) -> bool:

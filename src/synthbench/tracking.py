@@ -65,7 +65,7 @@ def run_tags(task: str, condition: str, backbone: str, dataset_md5: str, stage: 
 
 def tracking_uri(tracking: TrackingParams) -> str:
     """``MLFLOW_TRACKING_URI`` when set, else params ``tracking.uri``."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or tracking.uri
+    return tracking.resolved_uri
 
 
 @contextlib.contextmanager

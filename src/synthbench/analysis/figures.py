@@ -10,16 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from synthbench.data.io import pyplot, save_png
+
 DPI = 120
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _integer_ticks() -> Any:
@@ -37,13 +30,7 @@ def _plain_numbers() -> Any:
 
 
 def _save(fig: Any, path: Path) -> None:
-    plt = _pyplot()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.tight_layout()
-    fig.savefig(tmp, dpi=DPI)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path, dpi=DPI)
 
 
 def _series_label(condition: str, backbone: str, n_backbones: int) -> str:
@@ -53,7 +40,7 @@ def _series_label(condition: str, backbone: str, n_backbones: int) -> str:
 def training_curves_figure(curves: pd.DataFrame, task: str, path: Path) -> None:
     """Validation Macro-F1 (left) and train loss (right) against epoch, one line per condition (and
     backbone), for one task. ``curves``: :func:`synthbench.analysis.curves.curves_frame` rows, seeds averaged."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = curves[curves["task"] == task]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     n_backbones = rows["backbone"].nunique()
@@ -73,7 +60,7 @@ def training_curves_figure(curves: pd.DataFrame, task: str, path: Path) -> None:
 def agreement_figure(curve: pd.DataFrame, trends: pd.DataFrame, task: str, backbone: str, path: Path) -> None:
     """The paper's Figure 2 for one task and backbone: accuracy on the instances with agreement ≥ γ against
     γ, one line per condition, R² of each condition's linear fit in the legend."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     r2 = trends.set_index("condition")["r2"].to_dict()
     for condition, group in curve.dropna(subset=["accuracy"]).groupby("condition", sort=False):
@@ -89,7 +76,7 @@ def agreement_figure(curve: pd.DataFrame, trends: pd.DataFrame, task: str, backb
 def gap_scatter_figure(gaps: pd.DataFrame, measure: str, path: Path) -> None:
     """Macro-F1 gap to real (points) against task subjectivity, one colour per condition (and backbone),
     each point labelled with its task. ``gaps``: :func:`synthbench.analysis.tasklevel.gap_frame` rows."""
-    plt = _pyplot()
+    plt = pyplot()
     gaps = gaps.dropna(subset=[measure, "macro_f1_gap_pts"])
     fig, ax = plt.subplots(figsize=(6, 4))
     n_backbones = gaps["backbone"].nunique()
@@ -112,7 +99,7 @@ def gap_scatter_figure(gaps: pd.DataFrame, measure: str, path: Path) -> None:
 def diversity_figure(diversity: pd.DataFrame, path: Path, sets: Sequence[str]) -> None:
     """Remote-Clique (left) and Chamfer (right) per task (groups) and text set (bars).
     ``diversity``: rows with ``task``, ``set``, ``remote_clique``, ``chamfer``."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for ax, metric, title in ((axes[0], "remote_clique", "Remote-Clique"), (axes[1], "chamfer", "Chamfer")):
         pivot = diversity.pivot(index="task", columns="set", values=metric).reindex(columns=list(sets))
@@ -128,7 +115,7 @@ def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, 
     rows; ``worth``: :func:`~synthbench.analysis.learning_curve.worth_frame` rows."""
     from matplotlib.ticker import NullLocator
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     points = points.sort_values("real_rows")
     ax.plot(points["real_rows"], points["macro_f1"], marker="o", color="black", label="real (subsamples, then all)")

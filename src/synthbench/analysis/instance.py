@@ -17,19 +17,9 @@ import numpy as np
 import pandas as pd
 
 from synthbench.analysis.subjectivity import as_agreement, instance_agreement, threshold_curve, trend
+from synthbench.data.io import read_table
 from synthbench.data.sources import normalise_text
 from synthbench.errors import DataError
-
-
-def _read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        raise DataError(f"{path}: annotations file not found; fix params analysis.annotations")
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype={"text": str}, keep_default_na=False, na_values=[""])
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=suffix == ".jsonl", dtype={"text": str})
-    raise DataError(f"{path}: annotations must be .csv or .jsonl, got {suffix!r}")
 
 
 def read_annotations(path: str | os.PathLike[str]) -> pd.Series:
@@ -49,7 +39,7 @@ def read_annotations(path: str | os.PathLike[str]) -> pd.Series:
         DataError: missing file, unknown layout, or agreement values outside [0, 1] (message names the file).
     """
     source = Path(path)
-    frame = _read_table(source)
+    frame = read_table(source, "fix params analysis.annotations", dtype={"text": str}, empty_is_missing=True)
     if "text" not in frame.columns:
         raise DataError(f"{source}: no 'text' column (found {list(frame.columns)})")
     frame = frame.assign(text=frame["text"].astype(str).map(normalise_text))

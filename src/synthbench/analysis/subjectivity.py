@@ -11,7 +11,6 @@ Everything here is pure (lists and arrays in, numbers out) except :func:`read_co
 
 from __future__ import annotations
 
-import csv
 import os
 import warnings
 from collections import Counter
@@ -22,6 +21,7 @@ import numpy as np
 from scipy import optimize, stats
 from sklearn.metrics import accuracy_score, f1_score
 
+from synthbench.data.io import read_table
 from synthbench.errors import DataError
 
 COMPARISON_COLUMNS = ("task_a", "task_b", "winner")
@@ -150,35 +150,25 @@ def read_comparisons_csv(path: str | os.PathLike[str]) -> list[tuple[str, str, s
         DataError: the file is missing, a required column is missing, a cell is empty, or a winner is neither
             task of its row (the message names the file, row and fix).
     """
-    try:
-        handle = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed by the with below
-    except FileNotFoundError as error:
-        raise DataError(
-            f"{path}: comparisons file not found; pass the path of a task_a,task_b,winner CSV"
-        ) from error
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [name.strip() for name in (reader.fieldnames or [])]
-        for column in COMPARISON_COLUMNS:
-            if column not in header:
-                raise DataError(
-                    f"{path}: missing column {column!r} (found {header}); "
-                    f"the header must contain {', '.join(COMPARISON_COLUMNS)}"
-                )
-        reader.fieldnames = header
-        comparisons = []
-        for line_number, row in enumerate(reader, start=2):  # line 1 is the header
-            a, b, winner = (str(row.get(column) or "").strip() for column in COMPARISON_COLUMNS)
-            if not (a and b and winner):
-                raise DataError(
-                    f"{path}, line {line_number}: empty task_a, task_b or winner; fill or drop the row"
-                )
-            if winner not in (a, b):
-                raise DataError(
-                    f"{path}, line {line_number}: winner {winner!r} is neither {a!r} nor {b!r}; "
-                    "winner must repeat one of the two task names"
-                )
-            comparisons.append((a, b, winner))
+    frame = read_table(path, "pass the path of a task_a,task_b,winner CSV (params analysis.comparisons_csv)")
+    frame.columns = [str(name).strip() for name in frame.columns]
+    for column in COMPARISON_COLUMNS:
+        if column not in frame.columns:
+            raise DataError(
+                f"{path}: missing column {column!r} (found {list(frame.columns)}); "
+                f"the header must contain {', '.join(COMPARISON_COLUMNS)}"
+            )
+    comparisons = []
+    for line_number, row in enumerate(frame[list(COMPARISON_COLUMNS)].itertuples(index=False), start=2):
+        a, b, winner = (str(cell).strip() for cell in row)  # line 1 is the header
+        if not (a and b and winner):
+            raise DataError(f"{path}, line {line_number}: empty task_a, task_b or winner; fill or drop the row")
+        if winner not in (a, b):
+            raise DataError(
+                f"{path}, line {line_number}: winner {winner!r} is neither {a!r} nor {b!r}; "
+                "winner must repeat one of the two task names"
+            )
+        comparisons.append((a, b, winner))
     return comparisons
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synthbench.data.io import pyplot, save_png
 from synthbench.records import EvaluationMetrics
 
 
@@ -113,11 +114,7 @@ def table_one(frame: pd.DataFrame, conditions: Sequence[str]) -> tuple[list[str]
 def bar_chart(frame: pd.DataFrame, path: Path) -> None:
     """Grouped bars: Macro-F1 per task (groups) and condition/backbone (bars), with ±std error bars when
     there are several seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     series = frame.assign(series=frame["condition"] + " / " + frame["backbone"])
     pivot = series.pivot_table(index="task", columns="series", values="macro_f1", sort=False)
     errors = series.pivot_table(index="task", columns="series", values="macro_f1_std", sort=False, dropna=False)
@@ -129,9 +126,4 @@ def bar_chart(frame: pd.DataFrame, path: Path) -> None:
     ax.set_ylim(0, 1)
     ax.set_title("Real vs synthetic training data")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_png(fig, path, dpi=120)

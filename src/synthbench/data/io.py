@@ -81,6 +81,50 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         raise DataError(f"{source}: not valid JSON ({exc.msg}); fix or regenerate the file") from None
 
 
+TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
+
+
+def read_table(path: str | os.PathLike[str], fix: str, *, dtype: Any = str, empty_is_missing: bool = False) -> Any:
+    """The one reader of tabular files (CSV / JSONL / JSON / Parquet) → a pandas DataFrame. CSV cells are read
+    with ``dtype`` (strings by default) and empty cells stay ``""`` unless ``empty_is_missing``. A missing,
+    unreadable or unsupported file is a one-line DataError naming it and ``fix`` (what to change)."""
+    import pandas as pd
+
+    table_path = Path(path)
+    if not table_path.exists():
+        raise DataError(f"{table_path}: file not found; {fix}")
+    suffix = table_path.suffix.lower()
+    if suffix not in TABLE_SUFFIXES:
+        raise DataError(f"{table_path}: unsupported file type {suffix!r}; use {', '.join(TABLE_SUFFIXES)}")
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(table_path, dtype=dtype, keep_default_na=False,
+                               na_values=[""] if empty_is_missing else None)
+        if suffix == ".parquet":
+            return pd.read_parquet(table_path)
+        return pd.read_json(table_path, lines=suffix == ".jsonl", dtype=False)
+    except (ValueError, pd.errors.ParserError, OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{table_path}: could not be read ({str(exc).splitlines()[0]}); {fix}") from None
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (no display, same pixels everywhere)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig: Any, path: str | os.PathLike[str], dpi: int = 120) -> None:
+    """The one way a figure is saved: laid out tight, written atomically as PNG, then closed."""
+    fig.tight_layout()
+    with atomic_open(path, "wb") as handle:
+        fig.savefig(handle, format="png", dpi=dpi)
+    pyplot().close(fig)
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     with atomic_open(path) as handle:
         handle.write(text)

