@@ -175,6 +175,56 @@ def cache_prune(
     typer.echo(f"pruned {_run(prune)} answers")
 
 
+
+@app.command()
+def review(
+    task: Annotated[str, typer.Option(help="Task name.")],
+    mode: Annotated[str, typer.Option(help="zero_shot or few_shot.")],
+    params: ParamsOption = Path("params.yaml"),
+    n: Annotated[int, typer.Option("--n", help="Rows to review, stratified by intended label.")] = 50,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+    check: Annotated[bool, typer.Option("--check", help="Create (if missing) and validate the review file; "
+                                        "no server (the DVC review stage).")] = False,
+) -> None:
+    """Judge a sample of synthetic rows in the browser → data/review/<task>/<mode>.jsonl (see the page's keys)."""
+    from synthbench.layout import LAYOUT
+    from synthbench.review.server import ReviewServer
+    from synthbench.review.session import open_session, prepare_store
+
+    if check:
+        decisions = _run(lambda: prepare_store(task, mode, _params(params), LAYOUT))
+        typer.echo(f"review {task}/{mode}: {len(decisions)} decisions in {LAYOUT.review(task, mode)}")
+        return
+    session = _run(lambda: open_session(task, mode, _params(params), LAYOUT, n=n))
+    server = _run(lambda: ReviewServer(session, port=port))
+    typer.echo(f"reviewing {len(session.rows)} of {session.n_synthetic} rows of {task}/{mode} at {server.url} "
+               f"(decisions → {session.store.path}); Ctrl-C to stop")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo(f"stopped; {len(session.store.all())} decisions in {session.store.path}")
+    finally:
+        server.server_close()
+
+
+@app.command()
+def export(
+    task: Annotated[str, typer.Option(help="Task name.")],
+    mode: Annotated[str, typer.Option(help="zero_shot or few_shot.")],
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option(help="Folder (default exports/<task>/<mode>).")] = None,
+    push_to_hub: Annotated[str | None, typer.Option(help="Also push to this hub dataset repo (user/name).")] = None,
+    private: Annotated[bool, typer.Option(help="Create the hub repo private.")] = False,
+) -> None:
+    """Reviewed synthetic rows → a datasets.DatasetDict (ClassLabel, provenance columns) + dataset card."""
+    from synthbench.layout import LAYOUT
+    from synthbench.review.export import export_dataset
+
+    result = _run(lambda: export_dataset(task, mode, _params(params), LAYOUT, out, push_to_hub, private))
+    typer.echo(f"exported {result['n_rows']} rows ({result['dropped']} dropped in review) to {result['path']}"
+               + (f"; pushed to {result['pushed']}" if result["pushed"] else ""))
+
+
 def main() -> None:
     # Offline by default where the hub cannot be reached is the user's choice; we only silence noise.
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -258,11 +258,14 @@ def _method() -> list[Block]:
 
 def report_blocks(results: AnalysisResults) -> list[Block]:
     """The whole report: a title, a one-paragraph scope, then :data:`SECTIONS` in order."""
+    from synthbench.review.report import review_section  # the human review's section (synthbench review)
+
     scope = (f"Classifiers trained on real data and on LLM-generated data ({', '.join(results.modes)}), each "
              f"scored on the task's real test set. Tasks: {', '.join(results.tasks)}. Backbones: "
              f"{', '.join(results.backbones)}.")
     return [
         Heading("synthbench report", level=1), Paragraph(scope),
         *_verdict(results), *_table_one(results), *_task_level(results), *_instance_level(results),
-        *_diversity(results), *_learning_curve(results), *_training(results), *_method(),
+        *_diversity(results), *_learning_curve(results), *_training(results),
+        *review_section(results.tasks, results.modes), *_method(),
     ]

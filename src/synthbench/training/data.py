@@ -29,6 +29,8 @@ from typing import Any
 from synthbench.conditions import GENERATION_MODES, REAL, Condition, parse_condition
 from synthbench.data.io import file_md5, read_jsonl
 from synthbench.errors import DataError, TrainingError
+from synthbench.layout import Layout
+from synthbench.review.store import apply_review
 
 Rows = list[tuple[str, str]]
 
@@ -153,6 +155,8 @@ def build_training_data(
     for name in parsed.sources:
         path = source_path(task, name, root)
         rows = load_rows(path, labels)
+        if name != REAL:  # a person's verdicts (synthbench review): rejects dropped, corrections applied
+            rows = apply_review(rows, Layout(root).review(task, name), labels)
         sources.append(SourceFile(name=name, path=path, md5=file_md5(path), rows=rows))
     rows = [row for source in sources for row in source.rows]
     origins = [source.name for source in sources for _ in source.rows]
