@@ -1,10 +1,11 @@
 """A fake Hugging Face Hub HTTP service on 127.0.0.1, just enough of its REST API for ``datasets``'
 ``push_to_hub`` and ``HfApi.upload_file`` to run their real code against it (``HF_ENDPOINT`` points there).
 
-Implemented: repo create, repo info, revision info, tree listing, file download/HEAD (404 unless committed),
-preupload (every file answered "regular", so contents travel base64-inline in the commit instead of LFS), and
-commits (NDJSON: header + file entries), which are stored so a test can read back exactly what was pushed.
-Any other request is recorded in ``unknown`` and answered 404.
+Implemented: YAML validation (always valid), repo create, repo info, tree listing, file download/HEAD (404
+unless committed), preupload (``.parquet`` answered "lfs", other files "regular"), the LFS batch API with the
+"basic" transfer (one PUT per object; the client must run with ``HF_HUB_DISABLE_XET=1``, since Xet's chunk
+protocol is not faked), and commits (NDJSON: header, inline and LFS file entries), stored so a test can read back
+exactly what was pushed. Any other request is recorded in ``unknown`` and answered 404.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class FakeHub(ThreadingHTTPServer):
         self.repos: dict[str, dict[str, bytes]] = {}  # "user/name" → path → content
         self.commits: list[dict[str, Any]] = []  # {"repo", "summary", "files": {path: bytes}, "deleted": [...]}
         self.created: list[dict[str, Any]] = []
+        self.validated: list[dict[str, Any]] = []  # bodies of /api/validate-yaml
+        self.lfs: dict[str, bytes] = {}  # sha256 → content PUT through the LFS "basic" transfer
         self.unknown: list[str] = []
         super().__init__(("127.0.0.1", 0), _Handler)
 
@@ -77,7 +80,9 @@ class _Handler(BaseHTTPRequestHandler):
             if len(parts) >= 6 and parts[4] == "tree":
                 prefix = "/".join(parts[6:])
                 entries = [{"type": "file", "path": p, "size": len(c), "oid": COMMIT}
-                           for p, c in files.items() if p.startswith(prefix)]
+                           for p, c in files.items() if not prefix or p.startswith(prefix + "/")]
+                if prefix and not entries:  # as the hub answers a folder that does not exist
+                    return self._send(404, {"error": "Entry not found"}, headers={"X-Error-Code": "EntryNotFound"})
                 return self._send(200, entries)
             return self._send(200, {"id": repo, "sha": COMMIT, "private": False,
                                     "siblings": [{"rfilename": p} for p in files]})
@@ -90,10 +95,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.unknown.append(f"GET {self.path}")
         self._send(404, {"error": "not implemented in the fake hub"})
 
+    def do_PUT(self) -> None:
+        path = urlparse(self.path).path
+        if path.startswith("/_lfs/"):
+            self.server.lfs[path.rsplit("/", 1)[1]] = self._body()
+            return self._send(200, {})
+        self.server.unknown.append(f"PUT {self.path}")
+        self._send(404, {"error": "not implemented in the fake hub"})
+
     def do_POST(self) -> None:
         path = unquote(urlparse(self.path).path)
         parts = path.strip("/").split("/")
         body = self._body()
+        if parts[:2] == ["api", "validate-yaml"]:  # the hub checks a card's YAML header before a commit
+            self.server.validated.append(json.loads(body))
+            return self._send(200, {"errors": [], "warnings": []})
         if parts[:3] == ["api", "repos", "create"]:
             payload = json.loads(body)
             repo = f"{payload.get('organization') or 'tester'}/{payload['name']}"
@@ -102,8 +118,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"url": f"{self.server.url}/datasets/{repo}", "name": repo})
         if parts[:2] == ["api", "datasets"] and len(parts) >= 5 and parts[4] == "preupload":
             files = json.loads(body).get("files", [])
-            return self._send(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False,
-                                               "oid": None} for f in files], "commitOid": COMMIT})
+            return self._send(200, {"files": [{"path": f["path"], "shouldIgnore": False, "oid": None,
+                                               "uploadMode": "lfs" if f["path"].endswith(".parquet") else "regular"}
+                                              for f in files], "commitOid": COMMIT})
+        if path.endswith(".git/info/lfs/objects/batch"):  # LFS batch: where to PUT each object
+            objects = json.loads(body)["objects"]
+            return self._send(200, {"transfer": "basic", "objects": [
+                {"oid": o["oid"], "size": o["size"],
+                 "actions": {"upload": {"href": f"{self.server.url}/_lfs/{o['oid']}"}}} for o in objects]})
         if parts[:2] == ["api", "datasets"] and len(parts) >= 5 and parts[4] == "commit":
             repo = self._repo(parts[2:])
             commit: dict[str, Any] = {"repo": repo, "files": {}, "deleted": []}
@@ -114,6 +136,8 @@ class _Handler(BaseHTTPRequestHandler):
                     commit["summary"] = value.get("summary")
                 elif entry["key"] == "file":
                     commit["files"][value["path"]] = base64.b64decode(value["content"])
+                elif entry["key"] == "lfsFile":
+                    commit["files"][value["path"]] = self.server.lfs[value["oid"]]
                 elif entry["key"] in ("deletedFile", "deletedFolder"):
                     commit["deleted"].append(value["path"])
                 else:

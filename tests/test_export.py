@@ -59,7 +59,8 @@ def test_export_reloads_with_classlabel_features_provenance_and_card(tmp_path: P
 def test_push_to_hub_sends_parquet_and_card_through_the_real_upload_code(tmp_path: Path, cli) -> None:
     """``datasets``' ``push_to_hub`` and ``huggingface_hub``'s ``upload_file`` run unmodified in the CLI process;
     only the hub's HTTP service is mocked — by a fake hub server on 127.0.0.1 (tests/fake_hub.py) that
-    ``HF_ENDPOINT`` points at."""
+    ``HF_ENDPOINT`` points at. ``HF_HUB_DISABLE_XET=1`` makes the client use the hub's standard LFS upload
+    (which the fake speaks) instead of the Xet chunk store."""
     import pyarrow.parquet as pq
     from datasets import Features
 
@@ -67,7 +68,7 @@ def test_push_to_hub_sends_parquet_and_card_through_the_real_upload_code(tmp_pat
     with fake_hub() as hub:
         done = cli("export", "--task", TASK, "--mode", "few_shot", "--push-to-hub", "tester/tiny-reviews",
                    cwd=tmp_path, env={"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_fake",
-                                      "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_ETAG_TIMEOUT": "5"})
+                                      "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1"})
     assert done.returncode == 0, done.stderr[-3000:] + "\nunknown hub calls: " + json.dumps(hub.unknown)
     assert "pushed to datasets/tester/tiny-reviews" in done.stdout
     files = hub.repos["tester/tiny-reviews"]

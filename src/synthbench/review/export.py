@@ -11,7 +11,9 @@ summary and provenance card: model, prompt, sampling, cost, filter rejections, r
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,7 @@ def render_card(task: str, mode: str, labels: list[str], n_rows: int, summary: d
         f"# synthbench {task} / {mode}: LLM-generated text classification data", "",
         f"{description.strip()} Labels: {', '.join(f'`{label}`' for label in labels)}. {n_rows} rows in the "
         f"`train` split, generated {mode.replace('_', '-')} by `{model}` with "
-        "[synthbench](https://github.com/) and checked by its quality filter"
+        "synthbench and checked by its quality filter"
         + (" and a human review." if stats.n_reviewed else "."), "",
         "## Generation", "",
         "| field | value |", "|---|---|",
@@ -147,13 +149,31 @@ def export_dataset(task: str, mode: str, params: Params, layout: Layout, out: Pa
     card = render_card(task, mode, labels, len(records), summary, provenance, stats, spec.description, source)
     dataset = build_dataset(records, labels)
     target = out or layout.export(task, mode)
-    dataset.save_to_disk(str(target))
-    write_text(target / CARD_NAME, card)
-    result = {"path": str(target), "n_rows": len(records), "dropped": len(rows) - len(records),
-              "review": stats.as_dict(), "pushed": None}
-    if push_to_hub:
-        result["pushed"] = _push(dataset, card, push_to_hub, private)
+    with _quiet_progress():  # the CLI prints one line; progress bars would bury an error line
+        dataset.save_to_disk(str(target))
+        write_text(target / CARD_NAME, card)
+        result = {"path": str(target), "n_rows": len(records), "dropped": len(rows) - len(records),
+                  "review": stats.as_dict(), "pushed": None}
+        if push_to_hub:
+            result["pushed"] = _push(dataset, card, push_to_hub, private)
     return result
+
+
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    import datasets
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    datasets_on, hub_on = datasets.is_progress_bar_enabled(), not are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if datasets_on:
+            datasets.enable_progress_bars()
+        if hub_on:
+            enable_progress_bars()
 
 
 def _push(dataset: Any, card: str, repo: str, private: bool) -> str:
