@@ -233,5 +233,10 @@ def test_mlflow_ui_lists_registered_models_with_tags_and_per_epoch_metrics(page:
         page.get_by_text(metric, exact=True).first.wait_for(timeout=30000)
     page.goto(f"{mlflow_ui['url']}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}/model-metrics")
     page.get_by_text("val_macro_f1").first.wait_for(timeout=30000)
-    assert page.locator("canvas, svg .trace, .js-plotly-plot").count() > 0  # the per-epoch charts drew
+    try:  # the per-epoch charts drew (plotly SVG traces or a canvas, whichever this MLflow uses)
+        page.wait_for_selector("canvas, .js-plotly-plot .scatterlayer .trace, svg path.js-line", timeout=30000)
+    except Exception:
+        tags = page.evaluate("[...new Set([...document.querySelectorAll('*')].map(e => e.tagName.toLowerCase() + "
+                             "'.' + String(e.getAttribute('class') || '').split(' ')[0]))].join(' ')")
+        pytest.fail(f"no chart element on the run's metric page; elements seen: {tags[:4000]}")
     assert json.loads(json.dumps(page.errors)) == [] or all("ResizeObserver" in e for e in page.errors)

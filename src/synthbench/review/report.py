@@ -46,11 +46,11 @@ def review_section(tasks: Sequence[str], modes: Sequence[str], layout: Layout = 
     stats = collect_stats(tasks, modes, layout)
     blocks: list[Block] = [Heading(HEADING)]
     if not stats:
-        return [*blocks, Paragraph("No synthetic rows have been reviewed: `synthbench review --task T --mode M` "
-                                   "serves a stratified sample to judge, and `dvc repro` then retrains on the "
-                                   "rows that pass.")]
+        return [*blocks, Paragraph("No synthetic rows have been reviewed: synthbench review --task T --mode M "
+                                   "serves a stratified sample to judge, and dvc repro then retrains on the rows "
+                                   "that pass.")]
     blocks.append(Paragraph(
-        "A person judged a seeded, label-stratified sample of each synthetic set (`synthbench review`). Rejected "
+        "A person judged a seeded, label-stratified sample of each synthetic set (synthbench review). Rejected "
         "rows (wrong label, off-task, unnatural) are dropped before training, or relabelled where the reviewer "
         "chose the right label. Label noise = share judged wrong-label, with a Wilson score 95% interval."))
     rows = []
