@@ -138,6 +138,9 @@ def test_server_serves_the_page_and_sample_and_writes_each_decision(tmp_path: Pa
                                             "relabel": "rotten" if second["label"] == "fresh" else "fresh"})
         assert _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "meh"})[0] == 400
         assert _http(server.url + "api/decision", {"hash": "0" * 16, "verdict": "ok"})[0] == 400
+        status, answer = _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "wrong_label",
+                                                              "relabel": first["label"]})
+        assert status == 400 and "cannot relabel" in answer["error"]
         assert _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "ok",
                                                    "relabel": "nope"})[0] == 200  # relabel ignored unless wrong
     finally:

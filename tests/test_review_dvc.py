@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from tests.openai_server import serve
-from tests.test_pipeline_dvc import sh, stages_run
+from tests.test_pipeline_dvc import set_params, sh, stages_run
 from tests.test_training_data import FRESH, ROTTEN
 
 from synthbench.layout import Layout
@@ -60,7 +60,8 @@ def repo(tmp_path_factory: pytest.TempPathFactory):
                                                                        for t in ROTTEN[part]]
         (root / "raw" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with serve() as server:
-        (root / "params.yaml").write_text(yaml.safe_dump(_params(server.base_url), sort_keys=False))
+        shutil.copy(REPO_ROOT / "params.yaml", root / "params.yaml")  # every section dvc.yaml names
+        set_params(root, _params(server.base_url))
         sh("git", "init", "-q", cwd=root)
         sh("git", "config", "user.email", "t@example.com", cwd=root)
         sh("git", "config", "user.name", "t", cwd=root)

@@ -90,7 +90,8 @@ class ReviewSession:
         if row is None:
             raise DataError(f"row {row_hash!r} is not in this review's sample")
         decision = self.store.record(row.text, row.label, verdict, relabel)
-        reviewed = sum(1 for r in self.rows if r.hash in self.store.all())
+        decisions = self.store.all()
+        reviewed = sum(1 for r in self.rows if r.hash in decisions)
         return {"hash": row_hash, "decision": _decision_json(decision), "reviewed": reviewed}
 
 

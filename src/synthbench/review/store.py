@@ -158,6 +158,10 @@ class DecisionStore:
     def record(self, text: str, label: str, verdict: str | None, relabel: str | None = None) -> Decision | None:
         """Set (or, with ``verdict=None``, clear) the decision on ``text``; returns the stored decision. Raises
         DataError for an unknown verdict or label (the server answers 400)."""
+        if verdict is not None and verdict not in VERDICTS:
+            raise DataError(f"unknown verdict {verdict!r}: one of {list(VERDICTS)}")
+        if verdict == WRONG_LABEL and relabel is not None and (relabel not in self.labels or relabel == label):
+            raise DataError(f"cannot relabel a {label!r} row to {relabel!r}: choose another of {self.labels}")
         key = content_hash(text)
         with self._lock:
             if verdict is None:
@@ -168,8 +172,6 @@ class DecisionStore:
                     relabel = None
                 decision = _decision({"hash": key, "label": label, "verdict": verdict, "relabel": relabel,
                                       "text": text, "at": now_iso()}, self.labels, "decision")
-                if relabel == label:
-                    raise DataError(f"relabel {relabel!r} is the row's own label")
                 self._decisions[key] = decision
             write_decisions(self.path, self._decisions.values())
         return decision
