@@ -25,6 +25,7 @@ app.add_typer(cache_app, name="cache")
 ParamsOption = Annotated[Path, typer.Option("--params", "-p", help="Params file (DVC's params.yaml).")]
 TaskOption = Annotated[str, typer.Option(help="Task name.")]
 ConditionOption = Annotated[str, typer.Option(help="real, a mode, real+<mode> or real_n<N>.")]
+ModeOption = Annotated[str, typer.Option(help="Generation mode (zero_shot, few_shot, ...).")]
 BackboneOption = Annotated[str, typer.Option(help="Backbone name (minilm-l6, bert-base-uncased, ...).")]
 T = TypeVar("T")
 
@@ -87,7 +88,7 @@ def prepare(
 @app.command()
 def generate(
     task: TaskOption,
-    mode: Annotated[str, typer.Option(help="zero_shot or few_shot.")],
+    mode: ModeOption,
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LLM → data/synthetic/<task>/<mode>.jsonl (+ summary JSON and provenance card)."""
@@ -211,6 +212,56 @@ def cache_prune(
             return journal.prune(task=task, model=model, older_than_days=older_than_days)
 
     typer.echo(f"pruned {_run(prune)} answers")
+
+
+
+@app.command()
+def review(
+    task: TaskOption,
+    mode: ModeOption,
+    params: ParamsOption = Path("params.yaml"),
+    n: Annotated[int, typer.Option("--n", help="Rows to review, stratified by intended label.")] = 50,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
+    check: Annotated[bool, typer.Option("--check", help="Create (if missing) and validate the review file; "
+                                        "no server (the DVC review stage).")] = False,
+) -> None:
+    """Judge a sample of synthetic rows in the browser → data/review/<task>/<mode>.jsonl (see the page's keys)."""
+    from synthbench.layout import LAYOUT
+    from synthbench.review.server import ReviewServer
+    from synthbench.review.session import open_session, prepare_store
+
+    if check:
+        decisions = _run(lambda: prepare_store(task, mode, LAYOUT))
+        typer.echo(f"review {task}/{mode}: {len(decisions)} decisions in {LAYOUT.review(task, mode)}")
+        return
+    session = _run(lambda: open_session(task, mode, _params(params), LAYOUT, n=n))
+    server = _run(lambda: ReviewServer(session, port=port))
+    typer.echo(f"reviewing {len(session.rows)} of {session.n_synthetic} rows of {task}/{mode} at {server.url} "
+               f"(decisions → {session.store.path}); Ctrl-C to stop")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        typer.echo(f"stopped; {len(session.store.all())} decisions in {session.store.path}")
+    finally:
+        server.server_close()
+
+
+@app.command()
+def export(
+    task: TaskOption,
+    mode: ModeOption,
+    params: ParamsOption = Path("params.yaml"),
+    out: Annotated[Path | None, typer.Option(help="Folder (default exports/<task>/<mode>).")] = None,
+    push_to_hub: Annotated[str | None, typer.Option(help="Also push to this hub dataset repo (user/name).")] = None,
+    private: Annotated[bool, typer.Option(help="Create the hub repo private.")] = False,
+) -> None:
+    """Reviewed synthetic rows → a datasets.DatasetDict (ClassLabel, provenance columns) + dataset card."""
+    from synthbench.layout import LAYOUT
+    from synthbench.review.export import export_dataset
+
+    result = _run(lambda: export_dataset(task, mode, _params(params), LAYOUT, out, push_to_hub, private))
+    typer.echo(f"exported {result['n_rows']} rows ({result['dropped']} dropped in review) to {result['path']}"
+               + (f"; pushed to {result['pushed']}" if result["pushed"] else ""))
 
 
 def main() -> None:

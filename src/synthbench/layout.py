@@ -9,6 +9,7 @@ Layout (``<c>`` a condition, ``<b>`` a backbone)::
     data/real/<task>/{train,test}.jsonl, stats.json, task.json, labels.json   prepare
     data/synthetic/<task>/<mode>.{jsonl,summary.json,card.md} generate
     data/review/<task>/<mode>.jsonl                            review (a person's verdicts; git-tracked)
+    exports/<task>/<mode>/                                     export (a datasets.DatasetDict + README.md card)
     models/<task>/<c>/<b>/training.json, seed_<s>/            train_*
     results/<task>/<c>/<b>/{metrics,confusion}.json, predictions.jsonl, confusion.png   evaluate
     reports/champions.json                                     champion
@@ -67,8 +68,13 @@ class Layout:
 
     # --- review ----------------------------------------------------------------------------------------------
     def review(self, task: str, mode: str) -> Path:
-        """A person's verdicts on synthetic rows, keyed by a content hash of the text (git-tracked, not a DVC out)."""
+        """A person's verdicts on synthetic rows, keyed by a content hash of the text (git-tracked: the ``review``
+        stage's out with ``cache: false, persist: true``, which only creates it empty and validates it)."""
         return self.root / "data" / "review" / task / f"{mode}.jsonl"
+
+    def export(self, task: str, mode: str) -> Path:
+        """``synthbench export``'s default folder: a ``datasets.DatasetDict`` (``save_to_disk``) + ``README.md``."""
+        return self.root / "exports" / task / mode
 
     # --- train -----------------------------------------------------------------------------------------------
     def model(self, task: str, condition: str, backbone: str) -> Path:

@@ -60,6 +60,7 @@ class AnalysisResults:
     worth: pd.DataFrame = field(default_factory=_empty)  # learning_curve.worth_frame
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
+    review_blocks: list[Block] = field(default_factory=list)  # review_section: a person's verdicts, if any
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN left for the writer to turn into null)."""
@@ -264,5 +265,6 @@ def report_blocks(results: AnalysisResults) -> list[Block]:
     return [
         Heading("synthbench report", level=1), Paragraph(scope),
         *_verdict(results), *_table_one(results), *_task_level(results), *_instance_level(results),
-        *_diversity(results), *_learning_curve(results), *_training(results), *_method(),
+        *_diversity(results), *_learning_curve(results), *_training(results),
+        *results.review_blocks, *_method(),
     ]

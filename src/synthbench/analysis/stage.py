@@ -27,6 +27,7 @@ from synthbench.analysis.embeddings import cached_embeddings, diversity_table
 from synthbench.analysis.instance import agreement_curves, read_annotations
 from synthbench.analysis.learning_curve import CURVE_COLUMNS, learning_curve_frame, worth_frame
 from synthbench.analysis.report import to_html, to_markdown
+from synthbench.analysis.review_section import review_section
 from synthbench.analysis.sections import AnalysisResults, report_blocks
 from synthbench.analysis.settings import AnalysisSettings
 from synthbench.analysis.subjectivity import read_comparisons_csv
@@ -87,6 +88,7 @@ def run_analyze(params: Study, layout: Layout = LAYOUT) -> dict[str, Any]:
     results.learning_curve = learning_curve_frame(table, trainings)
     results.worth = worth_frame(table, results.learning_curve, trainings)
     _verdicts(results)
+    results.review_blocks = review_section(params.tasks, params.modes, layout)  # a person's verdicts, if any
 
     _write_figures(results, reports / "figures")
     _write_plot_data(results, reports / "plots")

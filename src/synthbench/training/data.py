@@ -27,6 +27,7 @@ from typing import Any
 
 from synthbench.conditions import GENERATION_MODES, REAL, Condition, parse_condition
 from synthbench.data.io import file_md5, read_jsonl
+from synthbench.data.reviews import apply_review
 from synthbench.data.sampling import Rows, stratified_subsample
 from synthbench.data.text import text_key
 from synthbench.errors import DataError
@@ -121,6 +122,8 @@ def build_training_data(
     for name in parsed.sources:
         path = source_path(task, name, layout)
         rows = load_rows(path, labels)
+        if name != REAL:  # a person's verdicts (synthbench review): rejects dropped, corrections applied
+            rows = apply_review(rows, layout.review(task, name), labels)
         sources.append(SourceFile(name=name, path=path, md5=file_md5(path), rows=rows))
     rows = [row for source in sources for row in source.rows]
     origins = [source.name for source in sources for _ in source.rows]
