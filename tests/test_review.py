@@ -103,7 +103,8 @@ def test_verdicts_drop_rejects_and_relabel_before_training(tmp_path: Path) -> No
     assert (rows[4]["text"], "rotten") in synthetic and (rows[0]["text"], "fresh") in synthetic
     assert (rows[12]["text"], "rotten") in synthetic  # a wrong-label verdict on another label does not apply
     assert len([o for o in data.origins if o == "real"]) == 12  # real rows are never touched
-    assert len(build_training_data(TASK, "few_shot", LABELS, [], 0, Layout(tmp_path)).rows) == 24  # other mode: untouched
+    # the other mode is untouched
+    assert len(build_training_data(TASK, "few_shot", LABELS, [], 0, Layout(tmp_path)).rows) == 24
 
 
 def _http(url: str, payload: dict | None = None) -> tuple[int, dict | str]:
