@@ -16,8 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from synthbench.analysis.stage import run_analyze
+from synthbench.analysis.stage import Study, run_analyze
 from synthbench.config import load_params
+from synthbench.layout import Layout
+from synthbench.tasks.snapshot import read_task_snapshot
 
 
 def main() -> None:
@@ -32,13 +34,17 @@ def main() -> None:
         root = Path(tmp)
         for name in ("data", "models", "results"):
             (root / name).symlink_to(project / name, target_is_directory=True)
+        layout = Layout(root)
+        study = Study(tasks=list(params.tasks), modes=list(params.modes), conditions=list(params.conditions),
+                      backbones=list(params.backbones), seed=params.seed, settings=params.analysis,
+                      specs={task: read_task_snapshot(layout.task_spec(task)) for task in params.tasks})
         start = time.perf_counter()
-        summary = run_analyze(params, root=root)
+        summary = run_analyze(study, layout)
         cold = time.perf_counter() - start
         warm = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            run_analyze(params, root=root)
+            run_analyze(study, layout)
             warm.append(time.perf_counter() - start)
         texts = sum(len((root / "data" / "real" / task / "train.jsonl").read_text().splitlines())
                     + sum(len((root / "data" / "synthetic" / task / f"{mode}.jsonl").read_text().splitlines())

@@ -41,7 +41,7 @@ from pathlib import Path
 from synthbench.config import Params, TrainParams, load_params
 from synthbench.data.io import read_jsonl
 from synthbench.training.backbones import resolve_backbone
-from synthbench.training.data import stratified_subsample, validation_split
+from synthbench.data.sampling import stratified_subsample, validation_split
 from synthbench.training.finetune import _macro_metrics, available_cores, fine_tune
 
 Rows = list[tuple[str, str]]
@@ -52,11 +52,15 @@ def load_rows(limit: int | None) -> tuple[Rows, list[str], str]:
     path = Path("data/real") / TASK / "train.jsonl"
     source = str(path)
     if not path.exists():
+        from synthbench.layout import Layout
         from synthbench.prepare import run_prepare
+        from synthbench.tasks import load_task
 
         params = load_params() if Path("params.yaml").exists() else Params(tasks=[TASK])
         root = Path(tempfile.mkdtemp(prefix="synthbench-bench-"))
-        run_prepare(TASK, params, root)
+        run_prepare(load_task(TASK, params.custom_tasks), seed=params.seed, prepare=params.prepare,
+                    local_source=params.local_sources.get(TASK), data_folder=params.task_files.data,
+                    layout=Layout(root))
         path = root / "data/real" / TASK / "train.jsonl"
         source = f"{path} (prepared now)"
     rows = [(str(r["text"]), str(r["label"])) for r in read_jsonl(path)]
