@@ -40,8 +40,8 @@ from pathlib import Path
 
 from synthbench.config import Params, TrainParams, load_params
 from synthbench.data.io import read_jsonl
-from synthbench.training.backbones import resolve_backbone
 from synthbench.data.sampling import stratified_subsample, validation_split
+from synthbench.training.backbones import resolve_backbone
 from synthbench.training.finetune import _macro_metrics, available_cores, fine_tune
 
 Rows = list[tuple[str, str]]
