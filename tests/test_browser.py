@@ -183,11 +183,11 @@ def mlflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
     """A tiny model trained into a SQLite store, then ``mlflow server`` on it (stopped by PID afterwards)."""
     from tests.test_training_data import tiny_params, write_tiny_task
 
-    from synthbench.training.stage import run_train
+    from factories import train_stage
 
     root = tmp_path_factory.mktemp("mlflow-ui")
     write_tiny_task(root)
-    manifest = run_train(TASK, "real", "minilm-l6", tiny_params(root, epochs=2), root)
+    manifest = train_stage(TASK, "real", "minilm-l6", tiny_params(root, epochs=2), root).model_dump(mode="json")
     port = _free_port()
     log = (root / "server.log").open("w")
     server = subprocess.Popen(

@@ -25,7 +25,7 @@ TASK_SPEC = {
     "name": TASK, "description": "Tiny film reviews.", "subjectivity": 3,
     "labels": [{"name": "fresh", "description": "positive", "instruction": "a positive film review"},
                {"name": "rotten", "description": "negative", "instruction": "a negative film review"}],
-    "source": {"kind": "local", "files": {"train": "raw/train.jsonl", "test": "raw/test.jsonl"}},
+    "source": {"kind": "local", "files": {"train": "tasks/train.jsonl", "test": "tasks/test.jsonl"}},
     "prompt": {"context": "You are a film critic.",
                "generation": "Write {label_instruction} about {style}, at most {length_words} words.",
                "styles": ["a comedy", "a drama"], "length_words": 20},
@@ -54,11 +54,10 @@ def repo(tmp_path_factory: pytest.TempPathFactory):
     shutil.copytree(REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (root / "tasks").mkdir()
     (root / "tasks" / "tiny.yaml").write_text(yaml.safe_dump(TASK_SPEC))
-    (root / "raw").mkdir()
     for split, part in (("train", slice(0, 8)), ("test", slice(8, 10))):
         rows = [{"text": t, "label": "fresh"} for t in FRESH[part]] + [{"text": t, "label": "rotten"}
                                                                        for t in ROTTEN[part]]
-        (root / "raw" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (root / "tasks" / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with serve() as server:
         shutil.copy(REPO_ROOT / "params.yaml", root / "params.yaml")  # every section dvc.yaml names
         set_params(root, _params(server.base_url))
