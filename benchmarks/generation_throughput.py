@@ -1,6 +1,6 @@
 """Generation throughput of ChatClient.
 
-Part 1 (default): against the loopback OpenAI-compatible test server (tests/openai_server.py, run in a
+Part 1 (default): against the loopback OpenAI-compatible test server (synthbench.testing.openai_server, run in a
 subprocess) with 200 ms latency and 64 concurrent slots (429 beyond, with or without Retry-After). Reports
 ChatClient's requests/s as a fraction of the server's capacity (64 / 0.2 s = 320 req/s; goal ≥ 90%) and as a
 ratio to a plain sequential loop with the openai client measured in the same run (goal ≥ 50×), with the CPU
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +30,9 @@ from typing import Any
 
 import openai
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from openai_server import ServerConfig, serve
 from synthbench.generation.client import ChatClient, ChatRequest, EndpointConfig
 from synthbench.generation.journal import Journal
+from synthbench.testing.openai_server import ServerConfig, serve
 
 
 def make_requests(n: int, tag: str, max_tokens: int = 32) -> list[ChatRequest]:

@@ -26,15 +26,43 @@ ParamsOption = Annotated[Path, typer.Option("--params", "-p", help="Params file 
 T = TypeVar("T")
 
 
+_TERMINATED = {"signal": 0}  # set by the SIGTERM handler: the interrupt then exits 143, not 130
+
+
 def _run(action: Callable[[], T]) -> T:
+    """Run a command: every failure ends here as one ``error:`` line (secrets redacted) and an exit code."""
+    from synthbench.errors import translate_library_error
+    from synthbench.redact import redact
+
+    def fail(message: str, code: int) -> typer.Exit:
+        typer.secho(f"error: {' '.join(redact(message).split())}", err=True, fg=typer.colors.RED)
+        return typer.Exit(code)
+
     try:
         return action()
     except SynthbenchError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(exc.exit_code) from None
+        raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt:
-        typer.secho("interrupted: finished work is journaled; re-run to resume", err=True)
-        raise typer.Exit(130) from None
+        code = 128 + _TERMINATED["signal"] if _TERMINATED["signal"] else 130
+        what = "terminated (SIGTERM)" if _TERMINATED["signal"] else "interrupted (Ctrl-C)"
+        typer.secho(f"error: {what}: answers that arrived are journaled; re-run to resume", err=True)
+        raise typer.Exit(code) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a library's exception at an edge: one line, never a traceback
+        if os.environ.get("SYNTHBENCH_DEBUG"):
+            raise
+        error = translate_library_error(exc)
+        raise fail(str(error), error.exit_code) from None
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (DVC, a scheduler, our parent's death) takes Ctrl-C's path: asyncio cancels cleanly, the answers
+    in flight are journaled, the embedded server is stopped; the exit code is then 143."""
+    import signal
+
+    _TERMINATED["signal"] = signum
+    signal.raise_signal(signal.SIGINT)
 
 
 def _params(path: Path) -> Any:
@@ -66,13 +94,19 @@ def generate(
 ) -> None:
     """LLM → data/synthetic/<task>/<mode>.jsonl (+ summary JSON and provenance card)."""
     from synthbench.generation.stage import run_generate
+    from synthbench.tasks import load_task
 
-    summary = _run(lambda: run_generate(task, mode, _params(params)))
-    client = summary["client"]
+    def stage() -> Any:
+        loaded = _params(params)
+        spec = load_task(task, loaded.custom_tasks)
+        return run_generate(task, mode, seed=loaded.seed, generate=loaded.generate, spec=spec)
+
+    summary = _run(stage)
+    client = summary.client
     typer.echo(
-        f"generated {task}/{mode}: {summary['n_rows']} rows; calls {client.get('calls_made')} "
-        f"(journal {client.get('cached')}); rejected {summary['rejected'] or 'none'}"
-        + (f"; SHORT: {summary['short_labels']}" if summary["short_labels"] else "")
+        f"generated {task}/{mode}: {summary.n_rows} rows; calls {client.get('calls_made')} "
+        f"(journal {client.get('cached')}); rejected {summary.rejected or 'none'}"
+        + (f"; SHORT (allowed): {summary.short_labels}" if summary.short_labels else "")
     )
 
 
@@ -146,13 +180,19 @@ def list_tasks(params: ParamsOption = Path("params.yaml")) -> None:
     _run(show)
 
 
+def _journal_path(params: Path) -> Path:
+    from synthbench.generation.stage import journal_path
+
+    return journal_path(_params(params).generate)
+
+
 @cache_app.command("stats")
 def cache_stats(params: ParamsOption = Path("params.yaml")) -> None:
     """Counts, tokens and cost in the journal, by task/mode/model."""
     from synthbench.generation.journal import Journal
 
     def show() -> None:
-        with Journal(_params(params).generate.journal) as journal:
+        with Journal(_journal_path(params)) as journal:
             _echo_json(journal.stats())
 
     _run(show)
@@ -169,10 +209,37 @@ def cache_prune(
     from synthbench.generation.journal import Journal
 
     def prune() -> int:
-        with Journal(_params(params).generate.journal) as journal:
+        with Journal(_journal_path(params)) as journal:
             return journal.prune(task=task, model=model, older_than_days=older_than_days)
 
     typer.echo(f"pruned {_run(prune)} answers")
+
+
+@cache_app.command("check")
+def cache_check(
+    params: ParamsOption = Path("params.yaml"),
+    salvage: Annotated[
+        bool, typer.Option(help="Move a damaged journal aside and keep every answer that reads back.")
+    ] = False,
+) -> None:
+    """Verify the journal (SQLite integrity check); with --salvage, rebuild a damaged one from what reads."""
+    from synthbench.errors import JournalError
+    from synthbench.generation.journal_check import check_journal, salvage_journal
+
+    def check() -> None:
+        path = _journal_path(params)
+        if not path.exists():
+            typer.echo(f"{path}: no journal yet (nothing journaled)")
+            return
+        report = salvage_journal(path) if salvage else check_journal(path)
+        if report.salvaged_to:
+            typer.echo(f"{path}: salvaged {report.kept} answers; the damaged file is {report.salvaged_to}")
+        elif report.ok:
+            typer.echo(f"{path}: ok, {report.answers} answers")
+        else:
+            raise JournalError(f"{path}: {report.problem}; run `synthbench cache check --salvage` to keep what reads")
+
+    _run(check)
 
 
 def main() -> None:
@@ -180,6 +247,12 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import signal
+
+    from synthbench.generation.server import die_with_parent
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    die_with_parent(signal.SIGTERM)  # DVC (or whoever ran us) died: stop as on SIGTERM, leave nothing running
     app()
 
 

@@ -60,7 +60,7 @@ class AdaptiveConcurrency:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed over as we were cancelled
-            else:
+            elif waiter in self._waiters:  # ``_wake`` may have dropped it already (a cancelled future)
                 self._waiters.remove(waiter)
             raise
 

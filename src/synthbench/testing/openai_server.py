@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible HTTP server on loopback, for tests and benchmarks (stdlib asyncio, no framework).
+"""A real OpenAI-compatible HTTP server on loopback, for tests and benchmarks, on ``aiohttp.web``.
 
 It speaks HTTP/1.1 with keep-alive on a real socket, so the real ``openai`` client talks to it exactly as it
 talks to api.openai.com, vLLM or llama.cpp's server. Routes:
@@ -11,18 +11,19 @@ talks to api.openai.com, vLLM or llama.cpp's server. Routes:
   ``POST /_control/reset`` (zero the counters and the request numbering).
 
 Behaviour is set by ``ServerConfig``: latency, capacity (concurrent slots; beyond them a 429, with or without
-``Retry-After``, or a queue as vLLM does), and faults, either scripted by chat request number (1-based, in
-arrival order) or drawn with a seeded RNG. Fault kinds: ``429`` (no Retry-After), ``429-ra`` (Retry-After:
+``Retry-After``, or a queue as vLLM does), the answer text, and faults, either scripted by chat request number
+(1-based, in arrival order) or drawn with a seeded RNG. Fault kinds: ``429``, ``429-ra`` (Retry-After:
 ``retry_after``), ``500``, ``503``, ``timeout`` (say nothing for ``hang_s``, then drop the connection),
 ``reset`` (TCP RST without a response), ``malformed`` (200 with a truncated JSON body), ``empty`` (200 with
 ``choices: []``), ``401``, ``400``, ``404``.
 
-It counts chat requests answered with a 200 and the distinct request fingerprints it answered: after a run,
-``answered == fingerprints`` means no request was answered twice.
+Billing as an endpoint bills: ``answered`` counts every chat request the server computed — answers, and the
+unusable 200s (``malformed``, ``empty``) — whether or not the client was still listening (a client that gave up
+early still pays). ``fingerprints`` counts the distinct requests among them: ``answered == fingerprints`` means
+no request was paid twice.
 
 Use ``serve(config)`` (a context manager; in a background thread, or ``in_process=False`` for a subprocess
-that keeps the server off the client's CPU) or run ``python tests/openai_server.py --latency 0.2 --capacity
-64``.
+that keeps the server off the client's CPU) or ``python -m synthbench.testing.openai_server --latency 0.2``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import random
 import socket
 import struct
@@ -43,10 +45,15 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
+from aiohttp import web
+
 FAULT_KINDS = ("429", "429-ra", "500", "503", "timeout", "reset", "malformed", "empty", "401", "400", "404")
+BILLED_FAULTS = (
+    "malformed",
+    "empty",
+)  # 200s the endpoint computed (and billed) but that carry no usable answer
 
 
 @dataclass
@@ -64,6 +71,7 @@ class ServerConfig:
     model: str | None = None  # model name to report; None = echo the request's
     batch_polls: int = 1  # GET /v1/batches/{id} calls before a batch completes
     batch_fail_ids: list[str] = field(default_factory=list)  # custom_ids that fail once, in the next batch
+    answer_text: str | None = None  # every answer's content (e.g. JSON carrying the label, a lone surrogate)
 
     def update(self, fields: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -143,24 +151,22 @@ _FAULT_STATUS = {
 }
 
 
-@dataclass
-class _Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = "application/json"
-    fingerprint: str | None = None  # set on a chat answer: counted once the bytes are written
+def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status, body=json.dumps(payload).encode(), content_type="application/json", headers=headers
+    )
 
 
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> _Response:
-    return _Response(status, json.dumps(payload).encode(), headers or {})
-
-
-class _Abort(Exception):
-    """Drop the connection without a response (``rst=True``: with a TCP reset)."""
-
-    def __init__(self, rst: bool) -> None:
-        self.rst = rst
+def _drop(request: web.Request, *, rst: bool) -> None:
+    """Close the connection without a response (``rst``: with a TCP reset)."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if rst and sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 class OpenAITestServer:
@@ -186,6 +192,7 @@ class OpenAITestServer:
         self.batch_lines_answered = 0
         self.batch_lines_failed = 0
         self.arrivals: list[float] = []
+        self.bearer_tokens: set[str] = set()
         self._rng = random.Random(self.config.seed)
 
     def stats(self) -> dict[str, Any]:
@@ -205,100 +212,48 @@ class OpenAITestServer:
             "cpu_s": time.process_time(),  # this process's CPU seconds (server + whatever shares it)
         }
 
-    # -- HTTP/1.1 plumbing ----------------------------------------------------------------------------------
-
-    async def handle_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                # The request line and headers in one read (one await, not one per header line).
-                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-                method, target, _version = head[0].split()
-                headers: dict[str, str] = {}
-                for line in head[1:]:
-                    if line:
-                        name, _, value = line.partition(":")
-                        headers[name.strip().lower()] = value.strip()
-                body = await self._read_body(reader, headers)
-                try:
-                    response = await self.route(method, target.split("?", 1)[0], headers, body)
-                except _Abort as abort:
-                    _drop(writer, rst=abort.rst)
-                    return
-                keep_alive = headers.get("connection", "").lower() != "close"
-                writer.write(_encode(response, keep_alive))
-                await writer.drain()
-                if response.fingerprint is not None:
-                    self._count_answer(response.fingerprint)
-                if not keep_alive:
-                    return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
-            return  # the client hung up (between requests: an empty partial read) or sent garbage
-        finally:
-            with contextlib.suppress(Exception):
-                writer.close()
-
-    @staticmethod
-    async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            chunks = []
-            while True:
-                size = int((await reader.readline()).split(b";")[0].strip(), 16)
-                if size == 0:
-                    while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-        length = int(headers.get("content-length") or 0)
-        return await reader.readexactly(length) if length else b""
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=256 * 1024**2)
+        app.router.add_route("*", "/_control/{what}", self._control)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/files", self._upload)
+        app.router.add_get("/v1/files/{file_id}", self._file)
+        app.router.add_get("/v1/files/{file_id}/content", self._file_content)
+        app.router.add_post("/v1/batches", self._create_batch)
+        app.router.add_get("/v1/batches/{batch_id}", self._poll_batch)
+        return app
 
     def _count_answer(self, fingerprint: str) -> None:
         self.answered += 1
         self.fingerprints.add(fingerprint)
 
+    def _unauthorized(self, request: web.Request) -> web.Response | None:
+        token = request.headers.get("Authorization", "")
+        self.bearer_tokens.add(token.removeprefix("Bearer "))
+        if self.config.api_key is not None and token != f"Bearer {self.config.api_key}":
+            return _json(*_FAULT_STATUS["401"])
+        return None
+
     # -- routes ---------------------------------------------------------------------------------------------
 
-    async def route(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Response:
-        if path.startswith("/_control/"):
-            return self._control(method, path, body)
-        if (
-            self.config.api_key is not None
-            and headers.get("authorization") != f"Bearer {self.config.api_key}"
-        ):
-            return _json(401, _FAULT_STATUS["401"][1])
-        if method == "POST" and path == "/v1/chat/completions":
-            return await self._chat(body)
-        if method == "GET" and path == "/v1/models":
-            model = self.config.model or "test-model"
-            data = [{"id": model, "object": "model", "created": 0, "owned_by": "synthbench-tests"}]
-            return _json(200, {"object": "list", "data": data})
-        if method == "POST" and path == "/v1/files":
-            return self._upload(headers, body)
-        if method == "GET" and path.startswith("/v1/files/"):
-            file_id, _, rest = path[len("/v1/files/") :].partition("/")
-            stored = self.files.get(file_id)
-            if stored is None:
-                return _json(404, _error(f"No such File object: {file_id}", "invalid_request_error"))
-            if rest == "content":
-                return _Response(200, stored["data"], content_type="application/octet-stream")
-            return _json(200, _file_object(file_id, stored))
-        if method == "POST" and path == "/v1/batches":
-            return self._create_batch(json.loads(body or b"{}"))
-        if method == "GET" and path.startswith("/v1/batches/"):
-            return self._poll_batch(path[len("/v1/batches/") :])
-        return _json(404, _error(f"Unknown route {method} {path}", "invalid_request_error"))
-
-    def _control(self, method: str, path: str, body: bytes) -> _Response:
-        if path == "/_control/stats":
+    async def _control(self, request: web.Request) -> web.Response:
+        what = request.match_info["what"]
+        if what == "stats":
             return _json(200, self.stats())
-        if method == "POST" and path == "/_control/config":
-            self.config.update(json.loads(body or b"{}"))
+        if request.method == "POST" and what == "config":
+            self.config.update(await request.json())
             self._rng = random.Random(self.config.seed)
             return _json(200, self.config.to_json())
-        if method == "POST" and path == "/_control/reset":
+        if request.method == "POST" and what == "reset":
             self.reset()
             return _json(200, {"ok": True})
-        return _json(404, _error(f"Unknown control route {path}", "invalid_request_error"))
+        return _json(404, _error(f"Unknown control route {what}", "invalid_request_error"))
+
+    async def _models(self, request: web.Request) -> web.Response:
+        model = self.config.model or "test-model"
+        data = [{"id": model, "object": "model", "created": 0, "owned_by": "synthbench-tests"}]
+        return self._unauthorized(request) or _json(200, {"object": "list", "data": data})
 
     def _pick_fault(self, number: int) -> str | None:
         if number in self.config.faults:
@@ -308,12 +263,15 @@ class OpenAITestServer:
                 return kind
         return None
 
-    async def _chat(self, body: bytes) -> _Response:
+    async def _chat(self, request: web.Request) -> web.Response:
+        denied = self._unauthorized(request)
+        if denied is not None:
+            return denied
         self.chat_requests += 1
         number = self.chat_requests
         self.arrivals.append(time.monotonic())
         try:
-            request = json.loads(body)
+            body = json.loads(await request.read())
         except ValueError:
             return _json(
                 400, _error("We could not parse the JSON body of your request", "invalid_request_error")
@@ -321,12 +279,14 @@ class OpenAITestServer:
         fault = self._pick_fault(number)
         if fault is not None:
             self.faults_injected[fault] = self.faults_injected.get(fault, 0) + 1
-            return await self._fault(fault)
+            if fault in BILLED_FAULTS:  # computed, billed, unusable
+                self._count_answer(request_fingerprint(body))
+            return await self._fault(fault, request)
         cfg = self.config
         if cfg.capacity is not None and cfg.overflow == "reject" and self.in_service >= cfg.capacity:
             self.rejected_capacity += 1
             headers = {} if cfg.overflow_retry_after is None else {"Retry-After": cfg.overflow_retry_after}
-            return _json(429, _FAULT_STATUS["429"][1], headers)
+            return _json(*_FAULT_STATUS["429"], headers)
         async with self._slot():
             self.in_service += 1
             self.max_in_service = max(self.max_in_service, self.in_service)
@@ -335,12 +295,12 @@ class OpenAITestServer:
                     await asyncio.sleep(cfg.latency_s)
             finally:
                 self.in_service -= 1
-        fingerprint = request_fingerprint(request)
-        response = _json(
-            200, chat_completion(request, number=number, model=cfg.model, fingerprint=fingerprint)
-        )
-        response.fingerprint = fingerprint
-        return response
+        fingerprint = request_fingerprint(body)
+        answer = chat_completion(body, number=number, model=cfg.model, fingerprint=fingerprint)
+        if cfg.answer_text is not None:
+            answer["choices"][0]["message"]["content"] = cfg.answer_text
+        self._count_answer(fingerprint)  # computed: billed whether or not the client still listens
+        return _json(200, answer)
 
     def _slot(self) -> contextlib.AbstractAsyncContextManager[Any]:
         cfg = self.config
@@ -350,14 +310,15 @@ class OpenAITestServer:
             self._slots, self._slots_size = asyncio.Semaphore(cfg.capacity), cfg.capacity
         return self._slots
 
-    async def _fault(self, kind: str) -> _Response:
-        if kind == "reset":
-            raise _Abort(rst=True)
-        if kind == "timeout":
-            await asyncio.sleep(self.config.hang_s)
-            raise _Abort(rst=False)
+    async def _fault(self, kind: str, request: web.Request) -> web.Response:
+        if kind in ("reset", "timeout"):
+            if kind == "timeout":
+                await asyncio.sleep(self.config.hang_s)
+            _drop(request, rst=kind == "reset")
+            return web.Response(status=500)  # never reaches the client: the connection is gone
         if kind == "malformed":
-            return _Response(200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"ind')
+            broken = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"ind'
+            return web.Response(status=200, body=broken, content_type="application/json")
         if kind == "empty":
             payload = {
                 "id": "chatcmpl-empty",
@@ -367,29 +328,41 @@ class OpenAITestServer:
             }
             return _json(200, {**payload, "choices": [], "usage": None})
         if kind == "429-ra":
-            return _json(429, _FAULT_STATUS["429"][1], {"Retry-After": self.config.retry_after})
-        status, payload = _FAULT_STATUS[kind]
-        return _json(status, payload)
+            return _json(*_FAULT_STATUS["429"], {"Retry-After": self.config.retry_after})
+        return _json(*_FAULT_STATUS[kind])
 
     # -- files and batches ----------------------------------------------------------------------------------
 
-    def _upload(self, headers: dict[str, str], body: bytes) -> _Response:
-        fields = _parse_multipart(headers.get("content-type", ""), body)
-        if "file" not in fields:
+    async def _upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        if not isinstance(upload, web.FileField):
             return _json(400, _error("Missing file", "invalid_request_error"))
-        filename, data = fields["file"]
-        file_id = f"file-{len(self.files) + 1:06d}"
-        purpose = fields.get("purpose", ("", b""))[1].decode()
-        self.files[file_id] = {"data": data, "filename": filename or "upload.jsonl", "purpose": purpose}
+        purpose = str(form.get("purpose") or "")
+        file_id = self._store_file(upload.file.read(), upload.filename or "upload.jsonl", purpose)
         return _json(200, _file_object(file_id, self.files[file_id]))
+
+    async def _file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        stored = self.files.get(file_id)
+        if stored is None:
+            return _json(404, _error(f"No such File object: {file_id}", "invalid_request_error"))
+        return _json(200, _file_object(file_id, stored))
+
+    async def _file_content(self, request: web.Request) -> web.Response:
+        stored = self.files.get(request.match_info["file_id"])
+        if stored is None:
+            return _json(404, _error("No such File object", "invalid_request_error"))
+        return web.Response(status=200, body=stored["data"], content_type="application/octet-stream")
 
     def _store_file(self, data: bytes, filename: str, purpose: str) -> str:
         file_id = f"file-{len(self.files) + 1:06d}"
         self.files[file_id] = {"data": data, "filename": filename, "purpose": purpose}
         return file_id
 
-    def _create_batch(self, request: dict[str, Any]) -> _Response:
-        input_id = request.get("input_file_id")
+    async def _create_batch(self, request: web.Request) -> web.Response:
+        body = json.loads(await request.read() or b"{}")
+        input_id = body.get("input_file_id")
         if input_id not in self.files:
             return _json(404, _error(f"No such File object: {input_id}", "invalid_request_error"))
         self.batches_created += 1
@@ -398,10 +371,10 @@ class OpenAITestServer:
         self.batches[batch_id] = {
             "id": batch_id,
             "object": "batch",
-            "endpoint": request.get("endpoint"),
+            "endpoint": body.get("endpoint"),
             "errors": None,
             "input_file_id": input_id,
-            "completion_window": request.get("completion_window"),
+            "completion_window": body.get("completion_window"),
             "status": "validating",
             "output_file_id": None,
             "error_file_id": None,
@@ -410,12 +383,13 @@ class OpenAITestServer:
             "expires_at": now + 86400,
             "completed_at": None,
             "request_counts": {"total": 0, "completed": 0, "failed": 0},
-            "metadata": request.get("metadata"),
+            "metadata": body.get("metadata"),
             "_polls": 0,
         }
         return _json(200, _public(self.batches[batch_id]))
 
-    def _poll_batch(self, batch_id: str) -> _Response:
+    async def _poll_batch(self, request: web.Request) -> web.Response:
+        batch_id = request.match_info["batch_id"]
         batch = self.batches.get(batch_id)
         if batch is None:
             return _json(404, _error(f"No such batch: {batch_id}", "invalid_request_error"))
@@ -471,62 +445,6 @@ def _file_object(file_id: str, stored: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
-    """name → (filename, bytes) for each part of a multipart/form-data body."""
-    boundary = next(
-        (p.split("=", 1)[1].strip('"') for p in content_type.split(";") if p.strip().startswith("boundary=")),
-        None,
-    )
-    if boundary is None:
-        return {}
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    for part in body.split(b"--" + boundary.encode()):
-        part = part.removeprefix(b"\r\n")
-        if not part or part.startswith(b"--"):
-            continue
-        head, _, data = part.partition(b"\r\n\r\n")
-        data = data.removesuffix(b"\r\n")
-        disposition = next(
-            (
-                h
-                for h in head.decode("utf-8", "replace").split("\r\n")
-                if h.lower().startswith("content-disposition")
-            ),
-            "",
-        )
-        params = {}
-        for item in disposition.split(";")[1:]:
-            key, _, value = item.strip().partition("=")
-            params[key] = value.strip('"')
-        if "name" in params:
-            fields[params["name"]] = (params.get("filename"), data)
-    return fields
-
-
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
-
-
-def _encode(response: _Response, keep_alive: bool) -> bytes:
-    reason = _REASONS[response.status]
-    lines = [
-        f"HTTP/1.1 {response.status} {reason}",
-        f"Content-Type: {response.content_type}",
-        f"Content-Length: {len(response.body)}",
-        f"Connection: {'keep-alive' if keep_alive else 'close'}",
-        f"x-request-id: req_{time.monotonic_ns()}",
-        *(f"{k}: {v}" for k, v in response.headers.items()),
-    ]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
-
-
-def _drop(writer: asyncio.StreamWriter, *, rst: bool) -> None:
-    sock = writer.get_extra_info("socket")
-    if rst and sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
-
-
 # -- running it --------------------------------------------------------------------------------------------
 
 
@@ -569,29 +487,17 @@ class ServerHandle:
 
 
 async def _run_server(server: OpenAITestServer, port: int, started: Any, stop: asyncio.Event) -> None:
-    tasks: set[asyncio.Task[None]] = set()
-
-    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        tasks.add(task)
-        try:
-            await server.handle_connection(reader, writer)
-        except asyncio.CancelledError:
-            pass  # shutting down: end quietly
-        finally:
-            tasks.discard(task)
-
-    listener = await asyncio.start_server(on_connect, "127.0.0.1", port, backlog=1024, reuse_address=True)
-    started(listener.sockets[0].getsockname()[1])
+    logging.getLogger("aiohttp").setLevel(logging.CRITICAL)  # dropped connections are the point, not news
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024, reuse_address=True)
+    await site.start()
+    sockets = site._server.sockets if site._server is not None else []  # type: ignore[union-attr]
+    started(sockets[0].getsockname()[1])
     try:
         await stop.wait()
     finally:
-        listener.close()
-        for task in list(tasks):
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await listener.wait_closed()
+        await runner.cleanup()
 
 
 @contextlib.contextmanager
@@ -599,8 +505,8 @@ def serve(config: ServerConfig | None = None, *, in_process: bool = True) -> Ite
     """Run the server on a free loopback port for the duration of the ``with`` block.
 
     ``in_process=True``: an asyncio loop in a daemon thread of this process. ``in_process=False``: a
-    subprocess (``python tests/openai_server.py``), so that the server does not compete with the client for
-    the GIL (benchmarks)."""
+    subprocess (``python -m synthbench.testing.openai_server``), so that the server does not compete with the
+    client for the GIL (benchmarks)."""
     config = config or ServerConfig()
     if not in_process:
         with _serve_subprocess(config) as handle:
@@ -641,7 +547,13 @@ def serve(config: ServerConfig | None = None, *, in_process: bool = True) -> Ite
 @contextlib.contextmanager
 def _serve_subprocess(config: ServerConfig) -> Iterator[ServerHandle]:
     proc = subprocess.Popen(
-        [sys.executable, __file__, "--config-json", json.dumps(config.to_json())],
+        [
+            sys.executable,
+            "-m",
+            "synthbench.testing.openai_server",
+            "--config-json",
+            json.dumps(config.to_json()),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
