@@ -67,8 +67,12 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def _params(path: Path) -> Any:
     from synthbench.config import load_params
+    from synthbench.errors import ConfigError
 
-    return load_params(path)
+    try:
+        return load_params(path)
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(f"{path}: cannot be read as UTF-8 YAML ({type(exc).__name__}); fix the file") from None
 
 
 def _echo_json(payload: Any) -> None:
@@ -93,10 +97,11 @@ def generate(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LLM → data/synthetic/<task>/<mode>.jsonl (+ summary JSON and provenance card)."""
-    from synthbench.generation.stage import run_generate
-    from synthbench.tasks import load_task
 
     def stage() -> Any:
+        from synthbench.generation.stage import run_generate
+        from synthbench.tasks import load_task
+
         loaded = _params(params)
         spec = load_task(task, loaded.custom_tasks)
         return run_generate(task, mode, seed=loaded.seed, generate=loaded.generate, spec=spec)
@@ -253,7 +258,20 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     die_with_parent(signal.SIGTERM)  # DVC (or whoever ran us) died: stop as on SIGTERM, leave nothing running
-    app()
+    import click
+
+    try:
+        # Not standalone: an interrupt while parsing or importing (outside _run) must also end in our one line.
+        code = app(standalone_mode=False)
+    except click.exceptions.Abort:  # click's name for a KeyboardInterrupt outside _run
+        terminated = _TERMINATED["signal"]
+        what = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
+        typer.secho(f"error: {what} before any work started", err=True)
+        raise SystemExit(128 + terminated if terminated else 130) from None
+    except click.exceptions.ClickException as exc:  # usage errors: click's own message and exit code 2
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -118,30 +118,47 @@ def _decode_text(text: str, raw: bytes | None) -> str:
     return text if raw is None else bytes(raw).decode("utf-8", "surrogatepass")
 
 
+@contextlib.contextmanager
+def _opening(path: Path) -> Iterator[None]:
+    """An exclusive lock (``<journal>.lock``, flock) held while a journal is opened and its schema written, so
+    a 0-byte file seen under it is a truncated journal, not one another process is creating."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    with open(path.with_name(path.name + ".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def open_sqlite(path: Path) -> sqlite3.Connection:
     """The journal file opened in WAL mode with our schema; a file that is not a usable journal (0 bytes after
     a truncation, corrupt, unreadable) is a JournalError naming it and the fix."""
     fix = (
         f"run `synthbench cache check --salvage` to keep what can be read, or move {path} away to start over"
     )
-    if path.exists() and path.is_file() and path.stat().st_size == 0:
-        raise JournalError(
-            f"{path}: the journal is empty (0 bytes; truncated?) and would repay every answer; {fix}"
-        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: autocommit, so each INSERT is committed when execute() returns.
-        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout=30000")
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode: a commit survives a killed process (only an OS crash may drop the last commits).
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(completions)")}
-        if "text_raw" not in columns:  # journals of schema 1 gain the lossless column; their keys are kept
-            with contextlib.suppress(sqlite3.OperationalError):  # another process added it meanwhile
+        with _opening(path):
+            if path.is_file() and path.stat().st_size == 0:
+                raise JournalError(
+                    f"{path}: the journal is empty (0 bytes; truncated?) and would repay every answer; {fix}"
+                )
+            # isolation_level=None: autocommit, so each INSERT is committed when execute() returns.
+            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a commit survives a killed process (only an OS crash may drop the last ones).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.executescript(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(completions)")}
+            if "text_raw" not in columns:  # journals of schema 1 gain the lossless column; their keys stay
                 conn.execute("ALTER TABLE completions ADD COLUMN text_raw BLOB")
-        conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
     except (sqlite3.DatabaseError, OSError) as exc:
         raise JournalError(f"{path}: not a usable journal ({exc}); {fix}") from None
     return conn

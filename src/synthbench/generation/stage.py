@@ -67,7 +67,13 @@ def build_strategy(
     """The mode's strategy; few-shot draws from the real training rows (``real_train``, prepare's output)."""
     real_by_label: dict[str, list[str]] = defaultdict(list)
     if mode == "few_shot":
-        for line_no, row in enumerate(read_jsonl(real_train), start=1):
+        try:
+            rows = read_jsonl(real_train)
+        except (UnicodeDecodeError, IsADirectoryError) as exc:
+            raise DataError(
+                f"{real_train}: not readable as UTF-8 JSON lines ({type(exc).__name__}); re-run prepare"
+            ) from None
+        for line_no, row in enumerate(rows, start=1):
             if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
                 raise DataError(f"{real_train}:{line_no}: not a {{text, label}} row; re-run prepare")
             real_by_label[str(row["label"])].append(row["text"])
