@@ -108,6 +108,7 @@ class Case:
     allow_repaid: int = 0  # kill -9 loses the answers in flight: they are paid again, at most this many
     check_paid: bool = True
     max_wall_s: float = 60.0
+    killed: bool = False  # ended by kill -9: it cannot say anything, so no error line is expected
     scenario: str | None = None  # a name in tests/abuse_scenarios.py: runs the case its own way
 
 

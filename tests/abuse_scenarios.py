@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sqlite3
@@ -237,3 +238,67 @@ SCENARIOS: dict[str, Callable[[Path, ServerHandle, Case, str], Outcome]] = {
     "kill9": kill9,
     "parent_dies": parent_dies,
 }
+
+
+DVC_YAML = """stages:
+  generate:
+    cmd: synthbench generate --task tiny --mode zero_shot
+    deps:
+      - data/real/tiny/train.jsonl
+    params:
+      - seed
+      - generate
+    outs:
+      - data/synthetic/tiny/zero_shot.jsonl
+      - data/synthetic/tiny/zero_shot.summary.json
+      - data/synthetic/tiny/zero_shot.card.md
+"""
+
+
+def _dvc_project(root: Path, case: Case) -> None:
+    (root / "dvc.yaml").write_text(DVC_YAML)
+    (root / ".gitignore").write_text(".synthbench/\n")
+    for args in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(args, cwd=root, env=env_for(case.id), check=True, capture_output=True)
+
+
+def _dvc_trusts_nothing(root: Path, case: Case) -> None:
+    """No lock entry, no run-cache entry, and ``dvc status`` says the stage must run."""
+    lock = root / "dvc.lock"
+    assert not lock.exists() or "generate" not in lock.read_text()
+    runs = root / ".dvc" / "cache" / "runs"
+    assert not runs.exists() or not any(p.is_file() for p in runs.rglob("*"))
+    status = subprocess.run(["dvc", "status"], cwd=root, env=env_for(case.id), capture_output=True, text=True)
+    assert "generate" in status.stdout, status.stdout
+
+
+def dvc(root: Path, server: ServerHandle, case: Case, arg: str) -> Outcome:
+    """``dvc repro`` of a generate stage that must fail: nothing for the next ``dvc repro`` to trust."""
+    _dvc_project(root, case)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        ["dvc", "repro"],
+        cwd=root,
+        env=env_for(case.id),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    if arg == "sigterm":
+        interrupt_when(server, proc, signal.SIGTERM)
+    elif arg == "kill-group":
+        deadline = time.monotonic() + 30
+        while server.stats()["answered"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    outcome = finish(proc, started)
+    time.sleep(1.0)  # parent-death signals take effect
+    _dvc_trusts_nothing(root, case)
+    ours = [line for line in outcome.text.splitlines() if line.startswith("error:")]
+    # dvc's own "ERROR:" lines are its business; the case judges synthbench's one line and dvc's exit code
+    code = 0 if outcome.code == 0 else case.expect
+    return Outcome(code, outcome.stdout, "\n".join(ours) + "\n", outcome.wall_s)
+
+
+SCENARIOS["dvc"] = dvc
