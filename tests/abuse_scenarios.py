@@ -302,3 +302,37 @@ def dvc(root: Path, server: ServerHandle, case: Case, arg: str) -> Outcome:
 
 
 SCENARIOS["dvc"] = dvc
+
+
+def two_worktrees(root: Path, server: ServerHandle, case: Case, arg: str) -> Outcome:
+    """Two checkouts (e.g. git worktrees, or queued ``dvc exp`` runs) sharing one journal file, run at once:
+    one by ``generate.journal`` as an absolute path, the other by ``SYNTHBENCH_JOURNAL``."""
+    shared = root / "shared-journal.sqlite"
+    other = root / "other-checkout"
+    other.mkdir()
+    for name in ("tiny.yaml", "data"):
+        src = root / name
+        subprocess.run(["cp", "-r", str(src), str(other / name)], check=True)
+    server.configure(latency_s=0.15)
+    _set(root, per_label=6, journal=str(shared))
+    params = _params(root)
+    params["generate"]["journal"] = ".synthbench/not-this-one.sqlite"
+    _write_params(other, params)
+    started = time.monotonic()
+    first = start(root, case.id, *GEN)
+    env = {**env_for(case.id), "SYNTHBENCH_JOURNAL": str(shared)}
+    second = subprocess.Popen(
+        [synthbench_exe(), *GEN],
+        cwd=other,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    outcome = _together([finish(first, started), finish(second, started)])
+    assert not (other / ".synthbench" / "not-this-one.sqlite").exists()
+    subprocess.run(["rm", "-rf", str(other / "data" / "synthetic")], check=True)
+    return outcome
+
+
+SCENARIOS["two_worktrees"] = two_worktrees

@@ -315,6 +315,7 @@ CASES: list[Case] = [
     Case("concurrent-two-identical", 0, scenario="two_at_once"),
     Case("concurrent-three-identical", 0, scenario="three_at_once"),
     Case("concurrent-two-spellings", 0, scenario="two_spellings"),
+    Case("concurrent-two-checkouts-one-journal", 0, scenario="two_worktrees"),
     Case("spelling-trailing-slash-reuses", 0, scenario="respell:{base}/"),
     Case("spelling-localhost-reuses", 0, scenario="respell:localhost"),
     Case("spelling-upper-case-host-reuses", 0, scenario="respell:LOCALHOST"),
