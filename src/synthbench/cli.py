@@ -27,6 +27,7 @@ T = TypeVar("T")
 
 
 _TERMINATED = {"signal": 0}  # set by the SIGTERM handler: the interrupt then exits 143, not 130
+_STATE = {"in_run": False}  # inside _run, an interrupt is a KeyboardInterrupt that lets the work wind down
 
 
 def _run(action: Callable[[], T]) -> T:
@@ -38,6 +39,13 @@ def _run(action: Callable[[], T]) -> T:
         typer.secho(f"error: {' '.join(redact(message).split())}", err=True, fg=typer.colors.RED)
         return typer.Exit(code)
 
+    import signal
+
+    try:  # Python's own SIGINT handling inside _run: asyncio turns it into a clean cancellation
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        previous = None
+    _STATE["in_run"] = True
     try:
         return action()
     except SynthbenchError as exc:
@@ -54,6 +62,10 @@ def _run(action: Callable[[], T]) -> T:
             raise
         error = translate_library_error(exc)
         raise fail(str(error), error.exit_code) from None
+    finally:
+        _STATE["in_run"] = False
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -61,8 +73,17 @@ def _on_sigterm(signum: int, frame: object) -> None:
     in flight are journaled, the embedded server is stopped; the exit code is then 143."""
     import signal
 
+    if not _STATE["in_run"]:
+        _outside_run(signum, frame)
     _TERMINATED["signal"] = signum
     signal.raise_signal(signal.SIGINT)
+
+
+def _outside_run(signum: int, frame: object) -> None:
+    """An interrupt before or after the work (parsing, imports): nothing to save; one line and the exit code."""
+    what = "terminated (SIGTERM)" if signum != 2 else "interrupted (Ctrl-C)"
+    typer.secho(f"error: {what} before any work started", err=True)
+    os._exit(128 + signum)
 
 
 def _params(path: Path) -> Any:
@@ -258,20 +279,8 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     die_with_parent(signal.SIGTERM)  # DVC (or whoever ran us) died: stop as on SIGTERM, leave nothing running
-    import click
-
-    try:
-        # Not standalone: an interrupt while parsing or importing (outside _run) must also end in our one line.
-        code = app(standalone_mode=False)
-    except click.exceptions.Abort:  # click's name for a KeyboardInterrupt outside _run
-        terminated = _TERMINATED["signal"]
-        what = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
-        typer.secho(f"error: {what} before any work started", err=True)
-        raise SystemExit(128 + terminated if terminated else 130) from None
-    except click.exceptions.ClickException as exc:  # usage errors: click's own message and exit code 2
-        exc.show()
-        raise SystemExit(exc.exit_code) from None
-    raise SystemExit(code if isinstance(code, int) else 0)
+    signal.signal(signal.SIGINT, _outside_run)  # until _run starts: parsing and imports
+    app()
 
 
 if __name__ == "__main__":
