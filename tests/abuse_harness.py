@@ -29,6 +29,8 @@ OUTPUTS = (
     "data/synthetic/tiny/zero_shot.jsonl",
     "data/synthetic/tiny/zero_shot.summary.json",
     "data/synthetic/tiny/zero_shot.card.md",
+    "data/real/tiny/test.jsonl",
+    "data/real/tiny/stats.json",
     "data/synthetic/tiny/few_shot.jsonl",
 )
 
@@ -101,7 +103,9 @@ class Case:
     raw_params: str | bytes | None = None  # written instead of params.yaml
     spec: dict[str, Any] = field(default_factory=dict)  # deep-merged into the task spec
     raw_spec: str | bytes | None = None
-    files: dict[str, str | bytes] = field(default_factory=dict)  # extra files (relative path → content)
+    files: dict[str, str | bytes | None] = field(
+        default_factory=dict
+    )  # extra files (relative path → content)
     server: dict[str, Any] = field(default_factory=dict)
     args: tuple[str, ...] = ("generate", "--task", "tiny", "--mode", "zero_shot")
     rerun_pays_nothing: bool = False  # run again: the second run must send no request
@@ -136,6 +140,10 @@ def write_project(root: Path, server: ServerHandle, case: Case) -> set[Path]:
         _write(root / "tiny.yaml", case.raw_spec)
     else:
         (root / "tiny.yaml").write_text(yaml.safe_dump(merge(SPEC, case.spec), sort_keys=False))
+    (root / "train.csv").write_text(
+        "text,label\n" + "".join(f"{r['text']},{r['label']}\n" for r in TRAIN_ROWS)
+    )
+    (root / "test.csv").write_text("text,label\na fine film,pos\na dull film,neg\n")
     real = root / "data" / "real" / "tiny"
     real.mkdir(parents=True)
     (real / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in TRAIN_ROWS))
@@ -146,6 +154,8 @@ def write_project(root: Path, server: ServerHandle, case: Case) -> set[Path]:
         elif path.exists():
             path.unlink()
         path.parent.mkdir(parents=True, exist_ok=True)
+        if content is None:
+            continue  # removed
         if content == "<dir>":
             path.mkdir()
         else:

@@ -59,6 +59,7 @@ def prompt(**fields: object) -> dict[str, object]:
 
 
 FEW = ("generate", "--task", "tiny", "--mode", "few_shot")
+PREP = ("prepare", "--task", "tiny")
 LONG = " ".join(["word"] * 200)
 
 CASES: list[Case] = [
@@ -217,6 +218,17 @@ CASES: list[Case] = [
     ),
     Case("data-train-a-directory", 3, "train.jsonl", args=FEW, files={"data/real/tiny/train.jsonl": "<dir>"}),
     Case("data-train-empty-few-shot", 0, args=FEW, files={"data/real/tiny/train.jsonl": ""}),
+    Case(
+        "data-parquet-garbage",
+        3,
+        "train.parquet",
+        args=PREP,
+        files={"train.parquet": b"PAR1garbage" * 10},
+        spec={"source": {"files": {"train": "train.parquet", "test": "test.csv"}}},
+    ),
+    Case("data-csv-unterminated", 3, "train.csv", args=PREP, files={"train.csv": 'text,label\n"open,pos\n'}),
+    Case("data-csv-not-utf8", 3, "train.csv", args=PREP, files={"train.csv": b"\xff\xfe\x00garbage"}),
+    Case("data-csv-missing", 3, "train.csv", args=PREP, files={"train.csv": None}),
     # --- model answers ------------------------------------------------------------------------------------
     Case(
         "answer-json-with-label",

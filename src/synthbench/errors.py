@@ -74,7 +74,7 @@ def translate_library_error(exc: BaseException) -> SynthbenchError:
         )
     if module == "yaml":
         return ConfigError(f"YAML: {text.splitlines()[0] if text else kind}; fix the file it names")
-    if module == "mlflow":
+    if module in ("mlflow", "sqlalchemy", "alembic"):
         return ConfigError(
             f"MLflow store: {text}; check tracking.uri / MLFLOW_TRACKING_URI (a corrupt mlflow.db: move it away)"
         )
