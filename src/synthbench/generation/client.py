@@ -57,6 +57,7 @@ from synthbench.generation.responses import UnusableResponse, classify_error, co
 __all__ = ["ChatClient", "ChatRequest", "ClientStats", "EndpointConfig"]
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After (quota exhausted) stops the run instead of sleeping
 INTERRUPT_GRACE_S = 10.0  # on Ctrl-C/SIGTERM, wait this long for answers in flight (they are paid for)
+LEASE_HEARTBEAT_S = 20.0  # how often this process's leases are refreshed while it sends
 LEASE_POLL_S = 0.2  # how often keys leased by another process are looked for in the journal
 
 
@@ -170,6 +171,7 @@ class ChatClient:
         tasks: set[asyncio.Task[None]] = set()
         unsent = 0
         self._stopping = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat())
         async with self._open_api() as api:
             try:
                 for index, request in enumerate(todo):
@@ -202,6 +204,7 @@ class ChatClient:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
             finally:
+                heartbeat.cancel()
                 self._flush(outbox)  # answers of the last turn (also when cancelled: they arrived)
                 self._stopping.set()
                 self.stats.concurrency_min = limiter.lowest
@@ -292,6 +295,14 @@ class ChatClient:
             if holding:
                 limiter.release()
             self._budget.reserved -= worst
+
+    async def _heartbeat(self) -> None:
+        """Refresh this process's leases while it sends: a lease another host cannot check by pid expires
+        when its owner stops refreshing it."""
+        while True:
+            await asyncio.sleep(LEASE_HEARTBEAT_S)
+            with contextlib.suppress(Exception):  # a busy journal: the next beat will do
+                self.journal.touch_leases()
 
     def _flush(self, outbox: Outbox) -> None:
         """Journal the answers waiting in ``outbox`` in one transaction, then hand each on. Nothing is handed

@@ -248,6 +248,11 @@ class Journal:
             )
         return claimed, held
 
+    def touch_leases(self) -> None:
+        """Mark this process's leases as fresh (see ``leases.FOREIGN_LEASE_S``)."""
+        with self._db() as conn:
+            conn.execute("UPDATE leases SET claimed_at = ? WHERE owner = ?", (time.time(), self.owner))
+
     def release(self, keys: Sequence[str] | None = None) -> None:
         """Drop this process's leases (on ``keys``, or all of them)."""
         with self._db(transaction=True) as conn:

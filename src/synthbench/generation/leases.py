@@ -7,7 +7,9 @@ import os
 import socket
 from pathlib import Path
 
-FOREIGN_LEASE_S = 3600.0  # a lease from another host (shared file system) counts as live this long
+# A lease from another host (a shared file system, another container) cannot be checked by pid: it counts as
+# live while its owner refreshes it (every client.LEASE_HEARTBEAT_S while sending).
+FOREIGN_LEASE_S = 90.0
 
 
 def _start_time(pid: int) -> str | None:
