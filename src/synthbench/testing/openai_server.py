@@ -31,8 +31,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
-import hashlib
 import json
 import logging
 import random
@@ -44,117 +42,23 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-FAULT_KINDS = ("429", "429-ra", "500", "503", "timeout", "reset", "malformed", "empty", "401", "400", "404")
-BILLED_FAULTS = (
-    "malformed",
-    "empty",
-)  # 200s the endpoint computed (and billed) but that carry no usable answer
+from synthbench.testing.openai_answers import (
+    _FAULT_STATUS,
+    BILLED_FAULTS,
+    FAULT_KINDS,
+    ServerConfig,
+    _error,
+    _json,
+    chat_completion,
+    request_fingerprint,
+)
+from synthbench.testing.openai_batches import BatchRoutes
 
-
-@dataclass
-class ServerConfig:
-    latency_s: float = 0.0  # seconds each answered chat request takes
-    capacity: int | None = None  # concurrent chat requests in service; None = unlimited
-    overflow: str = "reject"  # beyond capacity: "reject" (429) or "queue" (wait for a slot, as vLLM does)
-    overflow_retry_after: str | None = None  # Retry-After header on capacity 429s; None = no header
-    faults: dict[int, str] = field(default_factory=dict)  # chat request number (1-based) → fault kind
-    fault_rates: dict[str, float] = field(default_factory=dict)  # fault kind → probability per request
-    seed: int = 0  # seeds the fault RNG
-    retry_after: str = "1"  # Retry-After of "429-ra" faults: seconds or an HTTP-date
-    hang_s: float = 3.0  # "timeout" fault: silence before the connection is dropped
-    api_key: str | None = None  # when set, any other bearer token gets a 401
-    model: str | None = None  # model name to report; None = echo the request's
-    batch_polls: int = 1  # GET /v1/batches/{id} calls before a batch completes
-    batch_fail_ids: list[str] = field(default_factory=list)  # custom_ids that fail once, in the next batch
-    answer_text: str | None = None  # every answer's content (e.g. JSON carrying the label, a lone surrogate)
-
-    def update(self, fields: dict[str, Any]) -> None:
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = set(fields) - names
-        if unknown:
-            raise ValueError(f"unknown ServerConfig fields: {sorted(unknown)}")
-        for name, value in fields.items():
-            if name == "faults":
-                value = {int(k): str(v) for k, v in (value or {}).items()}
-            setattr(self, name, value)
-        for kind in [*self.faults.values(), *self.fault_rates]:
-            if kind not in FAULT_KINDS:
-                raise ValueError(f"unknown fault kind {kind!r}; one of {FAULT_KINDS}")
-
-    def to_json(self) -> dict[str, Any]:
-        payload = dataclasses.asdict(self)
-        payload["faults"] = {str(k): v for k, v in self.faults.items()}
-        return payload
-
-
-# -- deterministic answers ---------------------------------------------------------------------------------
-
-
-def request_fingerprint(body: dict[str, Any]) -> str:
-    """What determines an answer: model, messages and sampling params."""
-    fields = {k: body.get(k) for k in ("model", "messages", "seed", "temperature", "top_p", "max_tokens")}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def chat_completion(
-    body: dict[str, Any], *, number: int, model: str | None = None, fingerprint: str | None = None
-) -> dict[str, Any]:
-    """The deterministic chat.completion object answering ``body`` (``fingerprint``: its
-    ``request_fingerprint``, when the caller has it already)."""
-    messages = body.get("messages") or []
-    digest = fingerprint or request_fingerprint(body)
-    last_user = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
-    words = f"answer {digest[:12]} to: {last_user}".split()
-    limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    finish = "stop"
-    if limit is not None and len(words) > int(limit):
-        words, finish = words[: int(limit)], "length"
-    chars = sum(len(str(m.get("content", ""))) for m in messages)
-    prompt_tokens = chars // 4 + 3 * len(messages) + 1
-    return {
-        "id": f"chatcmpl-{number:08d}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model or body.get("model") or "test-model",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words)},
-                "finish_reason": finish,
-                "logprobs": None,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": len(words),
-            "total_tokens": prompt_tokens + len(words),
-        },
-    }
-
-
-def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
-
-
-_FAULT_STATUS = {
-    "429": (429, _error("Rate limit reached for requests", "requests", "rate_limit_exceeded")),
-    "500": (500, _error("The server had an error while processing your request", "server_error")),
-    "503": (503, _error("The engine is currently overloaded", "server_error")),
-    "401": (401, _error("Incorrect API key provided", "invalid_request_error", "invalid_api_key")),
-    "400": (400, _error("Invalid value for 'temperature'", "invalid_request_error")),
-    "404": (404, _error("The model does not exist", "invalid_request_error", "model_not_found")),
-}
-
-
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status, body=json.dumps(payload).encode(), content_type="application/json", headers=headers
-    )
+__all__ = ["FAULT_KINDS", "OpenAITestServer", "ServerConfig", "ServerHandle", "chat_completion", "serve"]
 
 
 def _drop(request: web.Request, *, rst: bool) -> None:
@@ -169,7 +73,7 @@ def _drop(request: web.Request, *, rst: bool) -> None:
     transport.abort()
 
 
-class OpenAITestServer:
+class OpenAITestServer(BatchRoutes):
     """The request handlers and counters. Runs inside one asyncio loop (see ``serve``)."""
 
     def __init__(self, config: ServerConfig | None = None) -> None:
@@ -332,117 +236,6 @@ class OpenAITestServer:
         return _json(*_FAULT_STATUS[kind])
 
     # -- files and batches ----------------------------------------------------------------------------------
-
-    async def _upload(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        upload = form.get("file")
-        if not isinstance(upload, web.FileField):
-            return _json(400, _error("Missing file", "invalid_request_error"))
-        purpose = str(form.get("purpose") or "")
-        file_id = self._store_file(upload.file.read(), upload.filename or "upload.jsonl", purpose)
-        return _json(200, _file_object(file_id, self.files[file_id]))
-
-    async def _file(self, request: web.Request) -> web.Response:
-        file_id = request.match_info["file_id"]
-        stored = self.files.get(file_id)
-        if stored is None:
-            return _json(404, _error(f"No such File object: {file_id}", "invalid_request_error"))
-        return _json(200, _file_object(file_id, stored))
-
-    async def _file_content(self, request: web.Request) -> web.Response:
-        stored = self.files.get(request.match_info["file_id"])
-        if stored is None:
-            return _json(404, _error("No such File object", "invalid_request_error"))
-        return web.Response(status=200, body=stored["data"], content_type="application/octet-stream")
-
-    def _store_file(self, data: bytes, filename: str, purpose: str) -> str:
-        file_id = f"file-{len(self.files) + 1:06d}"
-        self.files[file_id] = {"data": data, "filename": filename, "purpose": purpose}
-        return file_id
-
-    async def _create_batch(self, request: web.Request) -> web.Response:
-        body = json.loads(await request.read() or b"{}")
-        input_id = body.get("input_file_id")
-        if input_id not in self.files:
-            return _json(404, _error(f"No such File object: {input_id}", "invalid_request_error"))
-        self.batches_created += 1
-        batch_id = f"batch_{self.batches_created:06d}"
-        now = int(time.time())
-        self.batches[batch_id] = {
-            "id": batch_id,
-            "object": "batch",
-            "endpoint": body.get("endpoint"),
-            "errors": None,
-            "input_file_id": input_id,
-            "completion_window": body.get("completion_window"),
-            "status": "validating",
-            "output_file_id": None,
-            "error_file_id": None,
-            "created_at": now,
-            "in_progress_at": None,
-            "expires_at": now + 86400,
-            "completed_at": None,
-            "request_counts": {"total": 0, "completed": 0, "failed": 0},
-            "metadata": body.get("metadata"),
-            "_polls": 0,
-        }
-        return _json(200, _public(self.batches[batch_id]))
-
-    async def _poll_batch(self, request: web.Request) -> web.Response:
-        batch_id = request.match_info["batch_id"]
-        batch = self.batches.get(batch_id)
-        if batch is None:
-            return _json(404, _error(f"No such batch: {batch_id}", "invalid_request_error"))
-        batch["_polls"] += 1
-        if batch["status"] in ("validating", "in_progress"):
-            if batch["_polls"] >= self.config.batch_polls:
-                self._complete_batch(batch)
-            else:
-                batch["status"], batch["in_progress_at"] = "in_progress", int(time.time())
-        return _json(200, _public(batch))
-
-    def _complete_batch(self, batch: dict[str, Any]) -> None:
-        lines = [json.loads(x) for x in self.files[batch["input_file_id"]]["data"].splitlines() if x.strip()]
-        out, err = [], []
-        for i, line in enumerate(lines, start=1):
-            custom_id = line["custom_id"]
-            if custom_id in self.config.batch_fail_ids:
-                self.config.batch_fail_ids.remove(custom_id)
-                self.batch_lines_failed += 1
-                response = {"status_code": 500, "request_id": f"req_{i}", "body": _FAULT_STATUS["500"][1]}
-                err.append(
-                    {"id": f"batch_req_{i}", "custom_id": custom_id, "response": response, "error": None}
-                )
-                continue
-            body = chat_completion(line["body"], number=i, model=self.config.model)
-            self.batch_lines_answered += 1
-            response = {"status_code": 200, "request_id": f"req_{i}", "body": body}
-            out.append({"id": f"batch_req_{i}", "custom_id": custom_id, "response": response, "error": None})
-        now = int(time.time())
-        batch.update(status="completed", completed_at=now, in_progress_at=batch["in_progress_at"] or now)
-        batch["request_counts"] = {"total": len(lines), "completed": len(out), "failed": len(err)}
-        if out:
-            data = "".join(json.dumps(x) + "\n" for x in out).encode()
-            batch["output_file_id"] = self._store_file(data, f"{batch['id']}_output.jsonl", "batch_output")
-        if err:
-            data = "".join(json.dumps(x) + "\n" for x in err).encode()
-            batch["error_file_id"] = self._store_file(data, f"{batch['id']}_error.jsonl", "batch_output")
-
-
-def _public(batch: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in batch.items() if not k.startswith("_")}
-
-
-def _file_object(file_id: str, stored: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": file_id,
-        "object": "file",
-        "bytes": len(stored["data"]),
-        "created_at": int(time.time()),
-        "filename": stored["filename"],
-        "purpose": stored["purpose"],
-        "status": "processed",
-    }
 
 
 # -- running it --------------------------------------------------------------------------------------------
