@@ -93,7 +93,9 @@ def _params(path: Path) -> Any:
     try:
         return load_params(path)
     except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
-        raise ConfigError(f"{path}: cannot be read as UTF-8 YAML ({type(exc).__name__}); fix the file") from None
+        raise ConfigError(
+            f"{path}: cannot be read as UTF-8 YAML ({type(exc).__name__}); fix the file"
+        ) from None
 
 
 def _echo_json(payload: Any) -> None:
@@ -263,7 +265,9 @@ def cache_check(
         elif report.ok:
             typer.echo(f"{path}: ok, {report.answers} answers")
         else:
-            raise JournalError(f"{path}: {report.problem}; run `synthbench cache check --salvage` to keep what reads")
+            raise JournalError(
+                f"{path}: {report.problem}; run `synthbench cache check --salvage` to keep what reads"
+            )
 
     _run(check)
 
