@@ -282,7 +282,8 @@ def main() -> None:
     from synthbench.generation.server import die_with_parent
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    die_with_parent(signal.SIGTERM)  # DVC (or whoever ran us) died: stop as on SIGTERM, leave nothing running
+    if not os.environ.get("SYNTHBENCH_NO_PDEATHSIG"):  # opt out if a parent forks us from a short-lived thread
+        die_with_parent(signal.SIGTERM)  # DVC (or whoever ran us) died: stop as on SIGTERM, leave nothing running
     signal.signal(signal.SIGINT, _outside_run)  # until _run starts: parsing and imports
     app()
 
