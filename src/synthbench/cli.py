@@ -282,8 +282,10 @@ def main() -> None:
     from synthbench.generation.server import die_with_parent
 
     signal.signal(signal.SIGTERM, _on_sigterm)
-    if not os.environ.get("SYNTHBENCH_NO_PDEATHSIG"):  # opt out if a parent forks us from a short-lived thread
-        die_with_parent(signal.SIGTERM)  # DVC (or whoever ran us) died: stop as on SIGTERM, leave nothing running
+    # DVC (or whoever ran us) died: stop as on SIGTERM, leaving nothing running. Opt out for a parent that
+    # starts us from a short-lived thread (the kernel signals when the forking thread ends).
+    if not os.environ.get("SYNTHBENCH_NO_PDEATHSIG"):
+        die_with_parent(signal.SIGTERM)
     signal.signal(signal.SIGINT, _outside_run)  # until _run starts: parsing and imports
     app()
 
