@@ -174,7 +174,7 @@ def signal_in_flight(root: Path, server: ServerHandle, case: Case, arg: str) -> 
 
 
 def sigterm_waiting(root: Path, server: ServerHandle, case: Case, arg: str) -> Outcome:
-    server.configure(latency_s=1.0)
+    server.configure(latency_s=4.0)  # the holder is still waiting for its answers when the waiter is stopped
     started = time.monotonic()
     holder = start(root, case.id, *GEN)
     interrupt_deadline = time.monotonic() + 20

@@ -82,7 +82,7 @@ def _on_sigterm(signum: int, frame: object) -> None:
 def _outside_run(signum: int, frame: object) -> None:
     """An interrupt before or after the work (parsing, imports): nothing to save; one line and the exit code."""
     what = "terminated (SIGTERM)" if signum != 2 else "interrupted (Ctrl-C)"
-    typer.secho(f"error: {what} before any work started", err=True)
+    typer.secho(f"error: {what} while no stage work was in progress; nothing to save", err=True)
     os._exit(128 + signum)
 
 
