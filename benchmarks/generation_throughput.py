@@ -1,6 +1,6 @@
 """Generation throughput of ChatClient.
 
-Part 1 (default): against the loopback OpenAI-compatible test server (tests/openai_server.py, run in a
+Part 1 (default): against the loopback OpenAI-compatible test server (synthbench.testing.openai_server, run in a
 subprocess) with 200 ms latency and 64 concurrent slots (429 beyond, with or without Retry-After). Reports
 ChatClient's requests/s as a fraction of the server's capacity (64 / 0.2 s = 320 req/s; goal ≥ 90%) and as a
 ratio to a plain sequential loop with the openai client measured in the same run (goal ≥ 50×), with the CPU
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +30,9 @@ from typing import Any
 
 import openai
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from openai_server import ServerConfig, serve
 from synthbench.generation.client import ChatClient, ChatRequest, EndpointConfig
 from synthbench.generation.journal import Journal
+from synthbench.testing.openai_server import ServerConfig, serve
 
 
 def make_requests(n: int, tag: str, max_tokens: int = 32) -> list[ChatRequest]:
@@ -195,24 +192,48 @@ def embedded_benchmark(args: argparse.Namespace) -> None:
     for round_index in range(args.rounds):
         requests = make_requests(args.llama_n, tag=f"embedded-{round_index}", max_tokens=args.max_tokens)
         with embedded_server(model_path, alias=defaults.model, n_ctx=defaults.n_ctx) as base_url:
-            endpoint = EndpointConfig(base_url=base_url, model=defaults.model, api_key_env=None,
-                                      concurrency=defaults.concurrency, timeout_s=600.0, max_retries=3)
+            endpoint = EndpointConfig(
+                base_url=base_url,
+                model=defaults.model,
+                api_key_env=None,
+                concurrency=defaults.concurrency,
+                timeout_s=600.0,
+                max_retries=3,
+            )
             wall, _cpu, stats = run_chat_client(endpoint, requests)
-        rows.append((f"ChatClient → embedded llama.cpp server (round {round_index + 1})", len(requests), wall,
-                     stats["completion_tokens"], stats["prompt_tokens"]))
+        rows.append(
+            (
+                f"ChatClient → embedded llama.cpp server (round {round_index + 1})",
+                len(requests),
+                wall,
+                stats["completion_tokens"],
+                stats["prompt_tokens"],
+            )
+        )
         wall, completion, prompt = direct_llama(model_path, requests, defaults.n_ctx)
-        rows.append((f"llama.cpp in-process, one stream (round {round_index + 1})", len(requests), wall,
-                     completion, prompt))
-    print(f"\nSmolLM2-135M-Instruct (Q4_1 GGUF), n_ctx {defaults.n_ctx}, {os.cpu_count()} threads, max_tokens "
-          f"{args.max_tokens}, temperature 0.9; load average before: {load_before:.2f}\n")
+        rows.append(
+            (
+                f"llama.cpp in-process, one stream (round {round_index + 1})",
+                len(requests),
+                wall,
+                completion,
+                prompt,
+            )
+        )
+    print(
+        f"\nSmolLM2-135M-Instruct (Q4_1 GGUF), n_ctx {defaults.n_ctx}, {os.cpu_count()} threads, max_tokens "
+        f"{args.max_tokens}, temperature 0.9; load average before: {load_before:.2f}\n"
+    )
     print("| run | requests | wall s | completion tokens | generated tokens/s | prompt tokens |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, n, wall, completion, prompt in rows:
         print(f"| {name} | {n} | {wall:.1f} | {completion} | {completion / wall:.1f} | {prompt} |")
     served = sum(r[3] for r in rows[0::2]) / sum(r[2] for r in rows[0::2])
     direct = sum(r[3] for r in rows[1::2]) / sum(r[2] for r in rows[1::2])
-    print(f"\nall rounds: served {served:.1f} tokens/s, in-process {direct:.1f} tokens/s → "
-          f"{served / direct:.2f}× llama.cpp's own single-stream rate")
+    print(
+        f"\nall rounds: served {served:.1f} tokens/s, in-process {direct:.1f} tokens/s → "
+        f"{served / direct:.2f}× llama.cpp's own single-stream rate"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -48,3 +48,36 @@ def test_bad_model_file_is_a_one_line_endpoint_error(tmp_path) -> None:
     bogus.write_bytes(b"GGUF but not really")
     with pytest.raises(EndpointError, match="exited with code"), embedded_server(bogus, alias="m"):
         pass
+
+
+_CHILD = """
+import sys, time, psutil
+from synthbench.assets import embedded_gguf_path
+from synthbench.generation.server import embedded_server
+with embedded_server(embedded_gguf_path(), alias="m", n_ctx=512) as base_url:
+    print(base_url, psutil.Process().children()[0].pid, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+def test_server_dies_with_its_parent_however_the_parent_dies(how: str) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", _CHILD], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        base_url, server_pid = parent.stdout.readline().split()
+        server = psutil.Process(int(server_pid))
+        # kill -9 runs no finally: the kernel's parent-death signal and the watchdog pipe must end the server
+        parent.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGTERM)
+        parent.wait(30)
+        gone, _alive = psutil.wait_procs([server], timeout=20)
+        assert gone, "the llama.cpp server outlived its parent"
+        assert not port_open(base_url)
+    finally:
+        parent.kill()

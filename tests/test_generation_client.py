@@ -18,12 +18,13 @@ from pathlib import Path
 import openai
 import pytest
 
-from openai_server import ServerConfig, ServerHandle, serve
 from synthbench.errors import BudgetExceeded, EndpointError
 from synthbench.generation.batch import poll_batch, submit_batch
+from synthbench.generation.batch_store import BatchStore
 from synthbench.generation.client import ChatClient, ChatRequest, EndpointConfig, _http_client
 from synthbench.generation.journal import Completion, Journal
 from synthbench.generation.pacing import AdaptiveConcurrency
+from synthbench.testing.openai_server import ServerConfig, ServerHandle, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,9 +102,8 @@ FAULT_REASONS = {
     "503": "http_503",
     "timeout": "timeout",
     "reset": "connection",
-    "malformed": "malformed_json",
-    "empty": "empty_choices",
 }
+UNUSABLE_200 = {"malformed": "malformed_json", "empty": "empty_choices"}  # billed by the endpoint
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_REASONS))
@@ -124,6 +124,24 @@ def test_each_fault_is_survived_without_loss_or_duplicates(
     assert client.stats.fresh == 12
 
 
+@pytest.mark.parametrize("fault", sorted(UNUSABLE_200))
+def test_an_unusable_200_is_journaled_as_unusable_and_never_paid_again(
+    server: ServerHandle, journal: Journal, fault: str
+) -> None:
+    server.configure(faults={1: fault, 4: fault}, latency_s=0.01)
+    requests = make_requests(8)
+    client = ChatClient(endpoint(server, concurrency=1), journal)
+
+    answers = client.run(requests)
+    again = ChatClient(endpoint(server), journal).run(requests)
+
+    assert_each_answered_once(server, journal, {r.key for r in requests}, answers)  # paid once each
+    unusable = [a for a in answers.values() if a.finish_reason == f"unusable:{UNUSABLE_200[fault]}"]
+    assert len(unusable) == 2 and all(a.text == "" for a in unusable)
+    assert client.stats.unusable == 2 and client.stats.retries == {}
+    assert again == answers and server.stats()["answered"] == 8
+
+
 def test_random_mix_of_faults_loses_and_duplicates_nothing(server: ServerHandle, journal: Journal) -> None:
     kinds = ["429", "429-ra", "500", "503", "timeout", "reset", "malformed", "empty"]
     server.configure(fault_rates=dict.fromkeys(kinds, 0.03), seed=7, retry_after="0.1", hang_s=0.8)
@@ -135,8 +153,10 @@ def test_random_mix_of_faults_loses_and_duplicates_nothing(server: ServerHandle,
     assert_each_answered_once(server, journal, {r.key for r in requests}, answers)
     faults = sum(server.stats()["faults"].values())
     assert faults > 0
-    assert sum(client.stats.retries.values()) == faults
-    assert client.stats.calls_made == 80 + faults
+    unusable = sum(server.stats()["faults"].get(kind, 0) for kind in UNUSABLE_200)
+    assert sum(client.stats.retries.values()) == faults - unusable
+    assert client.stats.unusable == unusable
+    assert client.stats.calls_made == 80 + faults - unusable
 
 
 def test_requests_go_through_the_sdks_aiohttp_transport() -> None:
@@ -596,7 +616,7 @@ def test_batch_round_trip_resumes_from_the_journal(
     config = endpoint(server, price_in_per_mtok=2.0, price_out_per_mtok=4.0)
 
     batch_id = submit_batch(config, requests, journal, tmp_path / "batches")
-    assert journal.get_batch(batch_id) is not None  # persisted before returning
+    assert BatchStore(journal).get(batch_id) is not None  # persisted before returning
     first = poll_batch(config, journal, batch_id)
     assert (first.status, first.done, first.ingested) == ("in_progress", False, 0)
 

@@ -30,21 +30,76 @@ BackboneOption = Annotated[str, typer.Option(help="Backbone name (minilm-l6, ber
 T = TypeVar("T")
 
 
+_TERMINATED = {"signal": 0}  # set by the SIGTERM handler: the interrupt then exits 143, not 130
+_STATE = {"in_run": False}  # inside _run, an interrupt is a KeyboardInterrupt that lets the work wind down
+
+
 def _run(action: Callable[[], T]) -> T:
+    """Run a command: every failure ends here as one ``error:`` line (secrets redacted) and an exit code."""
+    from synthbench.errors import translate_library_error
+    from synthbench.redact import redact
+
+    def fail(message: str, code: int) -> typer.Exit:
+        typer.secho(f"error: {' '.join(redact(message).split())}", err=True, fg=typer.colors.RED)
+        return typer.Exit(code)
+
+    import signal
+
+    try:  # Python's own SIGINT handling inside _run: asyncio turns it into a clean cancellation
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread
+        previous = None
+    _STATE["in_run"] = True
     try:
         return action()
     except SynthbenchError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(exc.exit_code) from None
+        raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt:
-        typer.secho("interrupted: finished work is journaled; re-run to resume", err=True)
-        raise typer.Exit(130) from None
+        code = 128 + _TERMINATED["signal"] if _TERMINATED["signal"] else 130
+        what = "terminated (SIGTERM)" if _TERMINATED["signal"] else "interrupted (Ctrl-C)"
+        typer.secho(f"error: {what}: answers that arrived are journaled; re-run to resume", err=True)
+        raise typer.Exit(code) from None
+    except typer.Exit:
+        raise
+    except Exception as exc:  # a library's exception at an edge: one line, never a traceback
+        if os.environ.get("SYNTHBENCH_DEBUG"):
+            raise
+        error = translate_library_error(exc)
+        raise fail(str(error), error.exit_code) from None
+    finally:
+        _STATE["in_run"] = False
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM (DVC, a scheduler, our parent's death) takes Ctrl-C's path: asyncio cancels cleanly, the answers
+    in flight are journaled, the embedded server is stopped; the exit code is then 143."""
+    import signal
+
+    if not _STATE["in_run"]:
+        _outside_run(signum, frame)
+    _TERMINATED["signal"] = signum
+    signal.raise_signal(signal.SIGINT)
+
+
+def _outside_run(signum: int, frame: object) -> None:
+    """An interrupt before or after the work (parsing, imports): nothing to save; one line and the exit code."""
+    what = "terminated (SIGTERM)" if signum != 2 else "interrupted (Ctrl-C)"
+    typer.secho(f"error: {what} while no stage work was in progress; nothing to save", err=True)
+    os._exit(128 + signum)
 
 
 def _params(path: Path) -> Any:
     from synthbench.config import load_params
+    from synthbench.errors import ConfigError
 
-    return load_params(path)
+    try:
+        return load_params(path)
+    except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+        raise ConfigError(
+            f"{path}: cannot be read as UTF-8 YAML ({type(exc).__name__}); fix the file"
+        ) from None
 
 
 def _echo_json(payload: Any) -> None:
@@ -92,14 +147,19 @@ def generate(
     params: ParamsOption = Path("params.yaml"),
 ) -> None:
     """LLM → data/synthetic/<task>/<mode>.jsonl (+ summary JSON and provenance card)."""
-    from synthbench.generation.stage import run_generate
 
-    summary = _run(lambda: run_generate(task, mode, _params(params), spec=_spec(task)))
-    client = summary["client"]
+    def stage() -> Any:
+        from synthbench.generation.stage import run_generate
+
+        loaded = _params(params)
+        return run_generate(task, mode, seed=loaded.seed, generate=loaded.generate, spec=_spec(task))
+
+    summary = _run(stage)
+    client = summary.client
     typer.echo(
-        f"generated {task}/{mode}: {summary['n_rows']} rows; calls {client.get('calls_made')} "
-        f"(journal {client.get('cached')}); rejected {summary['rejected'] or 'none'}"
-        + (f"; SHORT: {summary['short_labels']}" if summary["short_labels"] else "")
+        f"generated {task}/{mode}: {summary.n_rows} rows; calls {client.get('calls_made')} "
+        f"(journal {client.get('cached')}); rejected {summary.rejected or 'none'}"
+        + (f"; SHORT (allowed): {summary.short_labels}" if summary.short_labels else "")
     )
 
 
@@ -185,13 +245,19 @@ def list_tasks(params: ParamsOption = Path("params.yaml")) -> None:
     _run(show)
 
 
+def _journal_path(params: Path) -> Path:
+    from synthbench.generation.stage import journal_path
+
+    return journal_path(_params(params).generate)
+
+
 @cache_app.command("stats")
 def cache_stats(params: ParamsOption = Path("params.yaml")) -> None:
     """Counts, tokens and cost in the journal, by task/mode/model."""
     from synthbench.generation.journal import Journal
 
     def show() -> None:
-        with Journal(_params(params).generate.journal) as journal:
+        with Journal(_journal_path(params)) as journal:
             _echo_json(journal.stats())
 
     _run(show)
@@ -208,11 +274,39 @@ def cache_prune(
     from synthbench.generation.journal import Journal
 
     def prune() -> int:
-        with Journal(_params(params).generate.journal) as journal:
+        with Journal(_journal_path(params)) as journal:
             return journal.prune(task=task, model=model, older_than_days=older_than_days)
 
     typer.echo(f"pruned {_run(prune)} answers")
 
+
+@cache_app.command("check")
+def cache_check(
+    params: ParamsOption = Path("params.yaml"),
+    salvage: Annotated[
+        bool, typer.Option(help="Move a damaged journal aside and keep every answer that reads back.")
+    ] = False,
+) -> None:
+    """Verify the journal (SQLite integrity check); with --salvage, rebuild a damaged one from what reads."""
+    from synthbench.errors import JournalError
+    from synthbench.generation.journal_check import check_journal, salvage_journal
+
+    def check() -> None:
+        path = _journal_path(params)
+        if not path.exists():
+            typer.echo(f"{path}: no journal yet (nothing journaled)")
+            return
+        report = salvage_journal(path) if salvage else check_journal(path)
+        if report.salvaged_to:
+            typer.echo(f"{path}: salvaged {report.kept} answers; the damaged file is {report.salvaged_to}")
+        elif report.ok:
+            typer.echo(f"{path}: ok, {report.answers} answers")
+        else:
+            raise JournalError(
+                f"{path}: {report.problem}; run `synthbench cache check --salvage` to keep what reads"
+            )
+
+    _run(check)
 
 
 @app.command()
@@ -269,6 +363,16 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import signal
+
+    from synthbench.generation.server import die_with_parent
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    # DVC (or whoever ran us) died: stop as on SIGTERM, leaving nothing running. Opt out for a parent that
+    # starts us from a short-lived thread (the kernel signals when the forking thread ends).
+    if not os.environ.get("SYNTHBENCH_NO_PDEATHSIG"):
+        die_with_parent(signal.SIGTERM)
+    signal.signal(signal.SIGINT, _outside_run)  # until _run starts: parsing and imports
     app()
 
 

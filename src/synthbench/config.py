@@ -60,12 +60,18 @@ class EndpointParams(_Section):
     @field_validator("api_key_env")
     @classmethod
     def _name_not_secret(cls, value: str | None) -> str | None:
-        # A pasted key here would end up in params.yaml, dvc.lock and MLflow: refuse it.
-        if value and (value.startswith("sk-") or len(value) > 64):
-            raise ValueError(
-                "must be the NAME of an environment variable (e.g. OPENAI_API_KEY), never the key"
-            )
-        return value
+        # A pasted key here would end up in params.yaml, dvc.lock, DVC's run-cache and MLflow: refuse anything
+        # that is not a variable name, and never echo it (the message is all the user sees).
+        from synthbench.redact import check_env_name
+
+        return check_env_name(value)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url_shape(cls, value: str | None) -> str | None:
+        from synthbench.redact import check_base_url
+
+        return check_base_url(value)
 
 
 class GenerateParams(_Section):
@@ -100,6 +106,10 @@ class GenerateParams(_Section):
     price_out_per_mtok: float = Field(default=0.0, ge=0)
     budget_usd: float | None = Field(default=None, gt=0)
     journal: str = ".synthbench/journal.sqlite"
+    allow_short: bool = Field(
+        default=False,
+        description="Write the dataset even when a label falls short of per_label (else the stage fails).",
+    )
 
 
 class TrainParams(_Section):

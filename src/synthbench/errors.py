@@ -37,3 +37,55 @@ class TrainingError(SynthbenchError):
     """Fine-tuning cannot run as configured (backbone, labels, split, memory)."""
 
     exit_code = 6
+
+
+class JournalError(SynthbenchError):
+    """The answer journal cannot be opened or read (corrupt, truncated, locked, unwritable)."""
+
+    exit_code = 7
+
+
+class Interrupted(SynthbenchError):
+    """SIGINT or SIGTERM: the answers that arrived are journaled; ``exit_code`` is 128 + the signal."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class ShortLabels(SynthbenchError):
+    """A label fell short of ``generate.per_label`` (and ``generate.allow_short`` is off): nothing is written."""
+
+    exit_code = 8
+
+
+def translate_library_error(exc: BaseException) -> SynthbenchError:
+    """A library's exception that reached the CLI, as one of ours: named by its file when it has one. The
+    stages convert what they can at the edge; this is the net under them, so no traceback ever reaches a user."""
+    kind = type(exc).__name__
+    module = type(exc).__module__.split(".")[0]
+    text = " ".join(str(exc).split())[:300] or kind
+    filename = getattr(exc, "filename", None)
+    if module == "sqlite3":
+        return JournalError(
+            f"SQLite: {text}; run `synthbench cache check --salvage` if the journal is damaged"
+        )
+    if module == "yaml":
+        return ConfigError(f"YAML: {text.splitlines()[0] if text else kind}; fix the file it names")
+    if module in ("mlflow", "sqlalchemy", "alembic"):
+        return ConfigError(
+            f"MLflow store: {text}; check tracking.uri / MLFLOW_TRACKING_URI (a corrupt mlflow.db: move it away)"
+        )
+    if module in ("pyarrow", "pandas") or kind in ("ParserError", "ArrowInvalid", "EmptyDataError"):
+        return DataError(f"data file could not be read ({kind}: {text}); fix the file or the task's source")
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(f"a file is not UTF-8 text ({text}); save it as UTF-8")
+    if isinstance(exc, OSError) and filename is not None:
+        return DataError(f"{filename}: {exc.strerror or kind}; check the path and its permissions")
+    if isinstance(exc, OSError) and module in ("huggingface_hub", "transformers", "requests", "builtins"):
+        return TrainingError(f"model or tokenizer could not be loaded ({text}); check the backbone name")
+    return SynthbenchError(
+        f"internal error ({kind}: {text}); set SYNTHBENCH_DEBUG=1 for the traceback and report it"
+    )

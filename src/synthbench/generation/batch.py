@@ -26,15 +26,10 @@ import openai
 
 from synthbench.data.io import stable_hash, write_jsonl
 from synthbench.errors import BudgetExceeded, ConfigError, EndpointError
-from synthbench.generation.client import (
-    ChatRequest,
-    EndpointConfig,
-    chat_body,
-    cost_usd,
-    fatal_error_message,
-    resolve_api_key,
-    worst_case_cost,
-)
+from synthbench.generation.batch_store import BatchStore
+from synthbench.generation.client import ChatRequest
+from synthbench.generation.cost import cost_usd, worst_case_cost
+from synthbench.generation.endpoint import EndpointConfig, chat_body, fatal_error_message, resolve_api_key
 from synthbench.generation.journal import Journal
 from synthbench.generation.responses import UnusableResponse, classify_error, completion_from_response
 
@@ -66,7 +61,7 @@ def make_client(config: EndpointConfig) -> openai.OpenAI:
     """A synchronous SDK client for ``config`` (its own retries are fine here: file and batch calls are
     idempotent reads or single creations)."""
     return openai.OpenAI(
-        api_key=resolve_api_key(config), base_url=config.endpoint, timeout=config.timeout_s, max_retries=2
+        api_key=resolve_api_key(config), base_url=config.url, timeout=config.timeout_s, max_retries=2
     )
 
 
@@ -93,7 +88,7 @@ def submit_batch(
     for request in requests:
         unique.setdefault(request.key, request)
     keyset = keyset_id(list(unique))
-    previous = journal.find_batch(keyset)
+    previous = BatchStore(journal).find(keyset)
     if previous is not None and (previous.status not in ENDED or not previous.ingested):
         return previous.id
     have = journal.get_many(list(unique))
@@ -135,7 +130,7 @@ def submit_batch(
         )
     except openai.OpenAIError as exc:
         raise _endpoint_error(config, exc, "submitting a batch") from None
-    journal.save_batch(
+    BatchStore(journal).save(
         batch.id,
         keyset=keyset,
         input_file_id=uploaded.id,
@@ -149,7 +144,7 @@ def poll_batch(
     config: EndpointConfig, journal: Journal, batch_id: str, *, client: openai.OpenAI | None = None
 ) -> BatchStatus:
     """Ask for the batch's status; once it has ended, journal every answer in its output (once)."""
-    job = journal.get_batch(batch_id)
+    job = BatchStore(journal).get(batch_id)
     if job is None:
         raise EndpointError(
             f"batch {batch_id} is not in the journal {journal.path}; submit it with submit_batch() first"
@@ -164,13 +159,13 @@ def poll_batch(
     completed = int(getattr(counts, "completed", 0) or 0)
     failed = int(getattr(counts, "failed", 0) or 0)
     if batch.status not in ENDED or job.ingested:
-        journal.update_batch(batch_id, status=batch.status)
+        BatchStore(journal).update(batch_id, status=batch.status)
         return BatchStatus(
             batch_id, batch.status, total, completed, failed, 0, job.n_errors if job.ingested else 0
         )
 
     ingested = errors = 0
-    meta_by_key = journal.batch_request_meta(batch_id)
+    meta_by_key = BatchStore(journal).request_meta(batch_id)
     try:
         if batch.output_file_id:
             output = api.files.content(batch.output_file_id).text
@@ -183,7 +178,7 @@ def poll_batch(
             )
     except openai.OpenAIError as exc:
         raise _endpoint_error(config, exc, f"downloading the output of batch {batch_id}") from None
-    journal.update_batch(
+    BatchStore(journal).update(
         batch_id,
         status=batch.status,
         output_file_id=batch.output_file_id,

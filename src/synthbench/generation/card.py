@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from synthbench.config import Params
 from synthbench.generation.strategies import GenerationStrategy, SampleSlot
+from synthbench.records import GenerationSummary
+from synthbench.redact import redact
 from synthbench.tasks.spec import TaskSpec
 
 
 def render_card(
-    summary: dict[str, Any], *, spec: TaskSpec, strategy: GenerationStrategy, params: Params
+    record: GenerationSummary, *, spec: TaskSpec, strategy: GenerationStrategy, diversity_every: int
 ) -> str:
+    """Markdown card; everything in it passes through ``redact`` (it is a DVC output, shared with the data)."""
+    summary = record.model_dump()
     client = summary.get("client", {})
     first = SampleSlot(spec.label_names[0], 0)
     example = strategy.messages(first)
@@ -37,9 +38,9 @@ def render_card(
         "## Prompt (first request of the first label)",
         "",
         *[f"**{m['role']}**: {m['content']}" + "\n" for m in example],
-        f"Diversity prompt every {params.generate.diversity_every} outputs:",
+        f"Diversity prompt every {diversity_every} outputs:",
         "",
         f"> {spec.prompt.diversity}",
         "",
     ]
-    return "\n".join(lines)
+    return redact("\n".join(lines))

@@ -11,9 +11,17 @@ How requests are paced:
   (smoothed latency above 2× the best seen, e.g. vLLM queueing, which never answers 429) cuts it by a quarter;
 - requests per minute and tokens per minute through token buckets (tokens estimated as prompt chars/4 +
   ``max_tokens``, as OpenAI counts them against the limit);
-- retries with exponential backoff and full jitter on 429, 5xx, timeouts, dropped connections, malformed
-  bodies and empty ``choices``; a ``Retry-After`` (seconds or HTTP-date) is waited out first. 400/401/403/404
-  stop the run at once;
+- retries with exponential backoff and full jitter on 429, 5xx, timeouts and dropped connections; a
+  ``Retry-After`` (seconds or HTTP-date) is waited out first. 400/401/403/404 stop the run at once. A 200 that
+  is not a usable chat completion (malformed body, empty ``choices``) was paid for: it is journaled as an
+  unusable answer (``finish_reason`` ``unusable:<reason>``) and never sent again; the stage's filter drops it;
+- an answer is awaited past ``timeout_s`` (up to ``hard_timeout_factor`` × it): a request abandoned at the
+  client is still computed and billed by the endpoint, so giving up early would pay for it twice. A
+  connection that fails after ``timeout_s`` counts as a timeout;
+- leases: the keys this process is about to send are leased in the journal first; keys another live process
+  holds are not sent but awaited in the journal (two runs at once pay each request once);
+- on cancellation (Ctrl-C, SIGTERM) nothing new is sent and the answers in flight get ``INTERRUPT_GRACE_S`` to
+  arrive and be journaled: they are paid for either way;
 - a cost budget: each request reserves its worst-case cost before it is sent; nothing is sent that could take
   spent + reserved past ``budget_usd``.
 
@@ -29,188 +37,33 @@ event-loop turn are journaled in one transaction, then handed on. The pacing pri
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import math
-import os
+import contextlib
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
 
 import openai
 
 from synthbench.errors import BudgetExceeded, ConfigError, EndpointError
+from synthbench.generation.cost import Budget, estimate_prompt_tokens, max_output_tokens, worst_case_cost
+from synthbench.generation.cost import cost_usd as cost_usd
+from synthbench.generation.endpoint import EndpointConfig, chat_body, fatal_error_message, resolve_api_key
+from synthbench.generation.endpoint import http_client as _http_client
 from synthbench.generation.journal import Completion, Journal
-from synthbench.generation.pacing import AdaptiveConcurrency, TokenBucket
-from synthbench.generation.responses import classify_error, completion_from_response
+from synthbench.generation.pacing import AdaptiveConcurrency, TokenBucket, backoff_delay
+from synthbench.generation.requests import ChatRequest, ClientStats, OnResult, Outbox
+from synthbench.generation.responses import UnusableResponse, classify_error, completion_from_response
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-LOCAL_PLACEHOLDER_KEY = "sk-local"  # sent to a loopback server when no key env var is set
-DEFAULT_MAX_TOKENS_ESTIMATE = 1024  # worst-case completion tokens when a request sets no max_tokens
+__all__ = ["ChatClient", "ChatRequest", "ClientStats", "EndpointConfig"]
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After (quota exhausted) stops the run instead of sleeping
-
-OnResult = Callable[["ChatRequest", Completion, bool], None]
-
-
-@dataclass(frozen=True)
-class EndpointConfig:
-    """Where and how fast to ask. Prices are USD per 1M tokens; rates are per minute."""
-
-    base_url: str | None  # None → api.openai.com
-    model: str
-    api_key_env: str | None = (
-        "OPENAI_API_KEY"  # NAME of the env var; the key itself is never stored or logged
-    )
-    timeout_s: float = 60.0
-    max_retries: int = 6
-    concurrency: int = 8  # upper bound of in-flight requests
-    rpm: float | None = None  # requests / minute budget (token bucket)
-    tpm: float | None = None  # tokens / minute budget (token bucket; prompt chars/4 + max_tokens)
-    price_in_per_mtok: float = 0.0  # USD per 1M prompt tokens
-    price_out_per_mtok: float = 0.0  # USD per 1M completion tokens
-    budget_usd: float | None = None
-    backoff_base_s: float = 0.5  # first retry waits U(0, base); the n-th U(0, base·2^(n-1)), capped below
-    backoff_max_s: float = 30.0
-
-    @property
-    def endpoint(self) -> str:
-        """The base URL requests go to, for messages."""
-        return self.base_url or DEFAULT_BASE_URL
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    key: str  # journal key, computed by the caller
-    messages: list[dict[str, str]]
-    params: dict[str, Any]  # temperature, top_p, max_tokens, seed …, passed to chat.completions.create
-    meta: dict[str, Any]  # stored in the journal with the answer
-
-
-@dataclass
-class ClientStats:
-    """What a ``ChatClient`` did, summed over its ``complete_all`` / ``run`` calls. Tokens and cost count
-    fresh answers only (journal hits cost nothing)."""
-
-    requested: int = 0  # distinct keys asked for
-    cached: int = 0  # answered from the journal, no call
-    fresh: int = 0  # answered by the endpoint and journaled in this run
-    calls_made: int = 0  # HTTP requests sent, retries included
-    retries: dict[str, int] = field(default_factory=dict)  # reason → retries (http_429, timeout, …)
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    wall_s: float = 0.0
-    backoff_s: float = 0.0  # summed waits before retries (Retry-After included)
-    concurrency_min: int = 0  # lowest adaptive in-flight limit reached
-    concurrency_final: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# -- pure helpers ------------------------------------------------------------------------------------------
-
-
-def estimate_prompt_tokens(messages: Sequence[dict[str, str]]) -> int:
-    """Prompt tokens estimated from characters: chars/4 plus the chat format's few tokens per message."""
-    chars = sum(len(str(m.get("content") or "")) for m in messages)
-    return math.ceil(chars / 4) + 4 * len(messages) + 3
-
-
-def max_output_tokens(params: dict[str, Any]) -> int:
-    """The completion-token ceiling a request sets (``DEFAULT_MAX_TOKENS_ESTIMATE`` when it sets none)."""
-    value = params.get("max_completion_tokens") or params.get("max_tokens")
-    return int(value) if value else DEFAULT_MAX_TOKENS_ESTIMATE
-
-
-def cost_usd(
-    prompt_tokens: int, completion_tokens: int, config: EndpointConfig, *, discount: float = 1.0
-) -> float:
-    """Dollars for the given token counts at ``config``'s prices (``discount`` 0.5 for the Batch API)."""
-    dollars = prompt_tokens * config.price_in_per_mtok + completion_tokens * config.price_out_per_mtok
-    return dollars / 1e6 * discount
-
-
-def worst_case_cost(request: ChatRequest, config: EndpointConfig, *, discount: float = 1.0) -> float:
-    return cost_usd(
-        estimate_prompt_tokens(request.messages), max_output_tokens(request.params), config, discount=discount
-    )
-
-
-def chat_body(config: EndpointConfig, request: ChatRequest) -> dict[str, Any]:
-    """The JSON body of ``POST /chat/completions`` for ``request``: its params as they are (so vLLM's and
-    llama.cpp's extras such as ``top_k`` or ``min_p`` pass through), the configured model and the messages."""
-    params = {k: v for k, v in request.params.items() if k not in ("model", "messages", "stream")}
-    return {"model": config.model, "messages": request.messages, **params}
-
-
-def is_loopback_url(url: str | None) -> bool:
-    if not url:
-        return False
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return address.is_loopback or address.is_unspecified
-
-
-def resolve_api_key(config: EndpointConfig) -> str:
-    """The key from ``os.environ[config.api_key_env]``; a placeholder for a loopback server without one."""
-    key = os.environ.get(config.api_key_env) if config.api_key_env else None
-    if key:
-        return key
-    if is_loopback_url(config.base_url):
-        return LOCAL_PLACEHOLDER_KEY
-    if not config.api_key_env:
-        raise EndpointError(
-            f"{config.endpoint}: no API key variable configured; set generate.endpoint.api_key_env to the "
-            "name of the environment variable that holds the key"
-        )
-    raise EndpointError(
-        f"{config.endpoint}: environment variable {config.api_key_env} is not set; export it with your API "
-        "key (or point generate.endpoint.api_key_env at the variable that holds it)"
-    )
-
-
-_SECRET = re.compile(r"\b(sk-[A-Za-z0-9_*\-]{4,}|Bearer\s+\S+)")
-
-
-def _server_message(exc: BaseException) -> str:
-    body = getattr(exc, "body", None)
-    message = body.get("message") if isinstance(body, dict) else None
-    text = str(message or getattr(exc, "message", "") or exc)
-    text = " ".join(_SECRET.sub("<redacted>", text).split())
-    return text[:160]
-
-
-def fatal_error_message(config: EndpointConfig, status: int, exc: BaseException | None = None) -> str:
-    """One line for a status that retrying cannot fix: what the endpoint said and the fix."""
-    where = f"{config.endpoint} (model {config.model})"
-    if status in (401, 403):
-        source = f"${config.api_key_env}" if config.api_key_env else "the configured key"
-        verb = "rejected" if status == 401 else "refused access with"
-        return (
-            f"{where} {verb} the API key from {source} (HTTP {status}); check that {source} holds a valid "
-            "key with access to this model, or fix generate.endpoint"
-        )
-    detail = f": {_server_message(exc)}" if exc is not None else ""
-    if status == 404:
-        return (
-            f"{where}: model or route not found (HTTP 404{detail}); check generate.model against GET "
-            f"{config.endpoint.rstrip('/')}/models and that base_url ends in /v1"
-        )
-    return f"{where} refused the request (HTTP {status}{detail}); fix the sampling params or messages"
+INTERRUPT_GRACE_S = 10.0  # on Ctrl-C/SIGTERM, wait this long for answers in flight (they are paid for)
+LEASE_HEARTBEAT_S = 20.0  # how often this process's leases are refreshed while it sends
+LEASE_POLL_S = 0.2  # how often keys leased by another process are looked for in the journal
 
 
 def _forget_task(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
-    """Done-callback: drop the task and collect its exception. A fatal error is already kept in
-    ``ChatClient._failure`` and re-raised once; an uncollected copy would make asyncio print a traceback."""
+    """Done-callback: drop the task and collect its exception (a fatal error is kept in ``_failure`` and
+    re-raised once; an uncollected copy would make asyncio print a traceback)."""
 
     def forget(task: asyncio.Task[None]) -> None:
         tasks.discard(task)
@@ -218,28 +71,6 @@ def _forget_task(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]
             task.exception()
 
     return forget
-
-
-def _http_client() -> Any:
-    """The SDK's aiohttp transport (``openai.DefaultAioHttpClient``, same defaults as its httpx client), or its
-    default httpx client when aiohttp is not installed (``pip install openai[aiohttp]``)."""
-    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
-    if aiohttp_client is not None:
-        try:
-            return aiohttp_client()
-        except RuntimeError:  # the SDK's stand-in when aiohttp is missing
-            pass
-    return openai.DefaultAsyncHttpxClient()
-
-
-@dataclass
-class _Outbox:
-    """Fresh answers of one ``complete_all`` call on their way out: the ones that arrive in one event-loop turn
-    wait in ``pending`` until the next turn commits them in one transaction, then each is handed on."""
-
-    results: dict[str, Completion]
-    on_result: OnResult | None
-    pending: list[tuple[ChatRequest, Completion, dict[str, Any], float]] = field(default_factory=list)
 
 
 class ChatClient:
@@ -257,8 +88,7 @@ class ChatClient:
         self._rng = random.Random()
         self.stats = ClientStats()
         self._limiter = AdaptiveConcurrency(config.concurrency)  # what it learns carries over to later calls
-        self._spent = 0.0  # USD over this client's lifetime: the budget spans all its calls
-        self._reserved = 0.0
+        self._budget = Budget(config.budget_usd)  # spans all calls of this client
         self._failure: BaseException | None = None
         self._stopping: asyncio.Event | None = None
 
@@ -275,39 +105,59 @@ class ChatClient:
         self, requests: Sequence[ChatRequest], on_result: OnResult | None = None
     ) -> dict[str, Completion]:
         """key → answer for every request. Journaled keys are answered without a call (``on_result(request,
-        answer, True)``); the rest are sent once per distinct key, and each answer is journaled before
-        ``on_result(request, answer, False)`` sees it and before it is returned.
+        answer, True)``); the rest are leased and sent once per distinct key, and each answer is journaled
+        before ``on_result(request, answer, False)`` sees it. Keys another live process leased are awaited.
 
         Raises ``EndpointError`` (fatal status, or retries exhausted) or ``BudgetExceeded`` after letting the
         requests in flight finish; the journal keeps every answer that arrived, so a re-run resumes."""
         started = time.monotonic()
-        self._reserved = 0.0
+        self._budget.reserved = 0.0
         self._failure = None
         unique: dict[str, ChatRequest] = {}
         for request in requests:
             unique.setdefault(request.key, request)
         self.stats.requested += len(unique)
         results: dict[str, Completion] = {}
+        waiting: list[str] = list(unique)
+        awaited: set[str] = set()
         try:
-            cached = self.journal.get_many(list(unique))
-            for key, request in unique.items():
-                if key in cached:
-                    results[key] = cached[key]
-                    self.stats.cached += 1
-                    if on_result is not None:
-                        on_result(request, cached[key], True)
-            todo = [request for key, request in unique.items() if key not in cached]
-            if todo:
-                await self._send_all(todo, results, on_result)
+            while waiting:
+                self._hand_on_journaled(waiting, unique, results, on_result)
+                claimed, held = self.journal.claim([k for k in waiting if k not in results])
+                if claimed:
+                    try:
+                        await self._send_all([unique[k] for k in claimed], results, on_result)
+                    finally:
+                        self.journal.release([k for k in claimed if k not in results])
+                if held and not claimed:
+                    await asyncio.sleep(LEASE_POLL_S)  # another process is asking: its answers will come
+                awaited.update(held)
+                waiting = held
         finally:
+            self.stats.waited_for_others += len(awaited)
             self.stats.wall_s += time.monotonic() - started
         return results
 
+    def _hand_on_journaled(
+        self,
+        keys: list[str],
+        unique: dict[str, ChatRequest],
+        results: dict[str, Completion],
+        on_result: OnResult | None,
+    ) -> None:
+        for key, completion in self.journal.get_many(keys).items():
+            results[key] = completion
+            self.stats.cached += 1
+            if on_result is not None:
+                on_result(unique[key], completion, True)
+
     def _open_api(self) -> openai.AsyncOpenAI:
+        cfg = self.config
+        # The SDK's timeout is the hard limit: an answer is awaited past timeout_s, since abandoning it repays it.
         return openai.AsyncOpenAI(
             api_key=self._api_key,
-            base_url=self.config.endpoint,
-            timeout=self.config.timeout_s,
+            base_url=cfg.url,
+            timeout=cfg.timeout_s * cfg.hard_timeout_factor,
             max_retries=0,
             http_client=_http_client(),
         )
@@ -315,42 +165,46 @@ class ChatClient:
     async def _send_all(
         self, todo: list[ChatRequest], results: dict[str, Completion], on_result: OnResult | None
     ) -> None:
-        cfg = self.config
-        limiter = self._limiter
+        cfg, limiter, budget = self.config, self._limiter, self._budget
         buckets = (TokenBucket(cfg.rpm) if cfg.rpm else None, TokenBucket(cfg.tpm) if cfg.tpm else None)
-        outbox = _Outbox(results, on_result)
+        outbox = Outbox(results, on_result)
         tasks: set[asyncio.Task[None]] = set()
         unsent = 0
         self._stopping = asyncio.Event()
-
+        heartbeat = asyncio.create_task(self._heartbeat())
         async with self._open_api() as api:
             try:
                 for index, request in enumerate(todo):
                     worst = worst_case_cost(request, cfg)
-                    if cfg.budget_usd is not None:
-                        while tasks and self._failure is None and self._over_budget(worst):
-                            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
-                        if self._over_budget(worst):
-                            unsent = len(todo) - index
-                            break
+                    while tasks and self._failure is None and budget.would_exceed(worst):
+                        await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+                    if budget.would_exceed(worst):
+                        unsent = len(todo) - index
+                        break
                     if self._failure is not None:
                         break
                     await limiter.acquire()
                     if self._failure is not None:
                         limiter.release()
                         break
-                    self._reserved += worst
-                    task = asyncio.create_task(self._send(api, request, worst, limiter, buckets, outbox))
+                    budget.reserved += worst
+                    task = asyncio.create_task(self._send(api, request, worst, buckets, outbox))
                     tasks.add(task)
                     task.add_done_callback(_forget_task(tasks))
                 while tasks:
                     await asyncio.wait(set(tasks))
             except BaseException:
+                # Interrupted: send nothing new, give the answers in flight (paid either way) time to arrive.
+                self._stopping.set()
+                if tasks:
+                    with contextlib.suppress(BaseException):
+                        await asyncio.wait(set(tasks), timeout=INTERRUPT_GRACE_S)
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 raise
             finally:
+                heartbeat.cancel()
                 self._flush(outbox)  # answers of the last turn (also when cancelled: they arrived)
                 self._stopping.set()
                 self.stats.concurrency_min = limiter.lowest
@@ -358,28 +212,19 @@ class ChatClient:
         if self._failure is not None:
             raise self._failure
         if unsent:
-            raise BudgetExceeded(
-                f"{cfg.endpoint} (model {cfg.model}): stopped at the cost budget: spent "
-                f"${self._spent:.4f} of ${cfg.budget_usd:.4f} ({self.stats.fresh} answers journaled, "
-                f"{unsent} requests not sent); raise generate.budget_usd or re-run to resume"
-            )
-
-    def _over_budget(self, worst: float) -> bool:
-        budget = self.config.budget_usd
-        return budget is not None and self._spent + self._reserved + worst > budget + 1e-12
+            raise BudgetExceeded(budget.message(cfg, self.stats.fresh, unsent))
 
     async def _send(
         self,
         api: openai.AsyncOpenAI,
         request: ChatRequest,
         worst: float,
-        limiter: AdaptiveConcurrency,
         buckets: tuple[TokenBucket | None, TokenBucket | None],
-        outbox: _Outbox,
+        outbox: Outbox,
     ) -> None:
         """One request until answered (holding a limiter slot per attempt, none while backing off); the answer
         then waits in ``outbox`` for its commit."""
-        cfg = self.config
+        cfg, limiter = self.config, self._limiter
         rpm, tpm = buckets
         tokens = estimate_prompt_tokens(request.messages) + max_output_tokens(request.params)
         holding = True  # the dispatcher acquired our first slot
@@ -395,12 +240,8 @@ class ChatClient:
                 sent_at = time.monotonic()
                 self.stats.calls_made += 1
                 try:
-                    # client.post is the SDK's documented route for raw requests: the same HTTP, auth,
-                    # timeout and error types as chat.completions.create, without its per-call transformation
-                    # of the params and model construction of the answer (together ~1 ms CPU per request,
-                    # 40% of the client's CPU at hundreds of requests/s). cast_to=object: the JSON as parsed.
-                    # An absolute URL (which the SDK takes as it is) spares it re-joining the base URL and
-                    # the path on every call (~30 µs).
+                    # client.post: the SDK's documented route for raw requests (same HTTP, auth, timeout and
+                    # errors as chat.completions.create without its ~1 ms per-call model construction).
                     response = await api.post(url, cast_to=object, body=body)
                     latency = time.monotonic() - sent_at
                     completion = completion_from_response(response, latency, cfg.model)
@@ -408,6 +249,13 @@ class ChatClient:
                     failure = classify_error(exc)
                     if failure is None:
                         raise
+                    if isinstance(exc, UnusableResponse) or failure.reason == "malformed_json":
+                        # A 200 the endpoint billed: journal it as unusable instead of paying again.
+                        completion = Completion("", 0, 0, f"unusable:{failure.reason}", cfg.model, 0.0)
+                        self.stats.unusable += 1
+                        break
+                    if failure.reason == "connection" and time.monotonic() - sent_at >= cfg.timeout_s:
+                        failure = type(failure)("timeout", True)  # silent past timeout_s, then dropped
                     if not failure.retryable:
                         raise EndpointError(fatal_error_message(cfg, failure.status or 0, exc)) from None
                     if failure.reason == "http_429":
@@ -436,7 +284,7 @@ class ChatClient:
             cost = cost_usd(completion.prompt_tokens, completion.completion_tokens, cfg)
             meta = {**request.meta, "cost_usd": cost}
             meta.setdefault("model", cfg.model)
-            self._spent += cost  # spent now, whenever it is journaled: the budget counts it at once
+            self._budget.spent += cost  # spent now, whenever it is journaled: the budget counts it at once
             outbox.pending.append((request, completion, meta, cost))
             if len(outbox.pending) == 1:
                 asyncio.get_running_loop().call_soon(self._flush, outbox)
@@ -446,12 +294,19 @@ class ChatClient:
         finally:
             if holding:
                 limiter.release()
-            self._reserved -= worst
+            self._budget.reserved -= worst
 
-    def _flush(self, outbox: _Outbox) -> None:
-        """Journal the answers waiting in ``outbox`` in one transaction (group commit: those that arrived in the
-        same event-loop turn), then hand each on: stats, results, ``on_result``. Nothing is handed on before its
-        commit; an error stops the run like a fatal endpoint error."""
+    async def _heartbeat(self) -> None:
+        """Refresh this process's leases while it sends: a lease another host cannot check by pid expires
+        when its owner stops refreshing it."""
+        while True:
+            await asyncio.sleep(LEASE_HEARTBEAT_S)
+            with contextlib.suppress(Exception):  # a busy journal: the next beat will do
+                self.journal.touch_leases()
+
+    def _flush(self, outbox: Outbox) -> None:
+        """Journal the answers waiting in ``outbox`` in one transaction, then hand each on. Nothing is handed
+        on before its commit; an error stops the run like a fatal endpoint error."""
         batch, outbox.pending = outbox.pending, []
         if not batch:
             return
@@ -489,14 +344,11 @@ class ChatClient:
         return True
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds before retry ``attempt`` (1-based): the server's Retry-After (plus up to 10% jitter so that
-        rejected requests do not return together), else full jitter U(0, base·2^(attempt-1)) capped."""
+        """Seconds before retry ``attempt``; a Retry-After beyond ``MAX_RETRY_AFTER_S`` stops the run."""
         cfg = self.config
-        if retry_after is not None:
-            if retry_after > MAX_RETRY_AFTER_S:
-                raise EndpointError(
-                    f"{cfg.endpoint} (model {cfg.model}) asks to wait {retry_after:.0f} s before retrying "
-                    "(rate limit or quota exhausted); wait, check the account's limits, then re-run to resume"
-                )
-            return retry_after * (1.0 + 0.1 * self._rng.random())
-        return self._rng.uniform(0.0, min(cfg.backoff_max_s, cfg.backoff_base_s * 2.0 ** (attempt - 1)))
+        if retry_after is not None and retry_after > MAX_RETRY_AFTER_S:
+            raise EndpointError(
+                f"{cfg.endpoint} (model {cfg.model}) asks to wait {retry_after:.0f} s before retrying "
+                "(rate limit or quota exhausted); wait, check the account's limits, then re-run to resume"
+            )
+        return backoff_delay(attempt, retry_after, cfg.backoff_base_s, cfg.backoff_max_s, self._rng)

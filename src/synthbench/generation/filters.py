@@ -9,6 +9,7 @@ costs about the same whether 10 or 50,000 texts were accepted before it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ REJECT_DUPLICATE = "duplicate"
 REJECT_REFUSAL = "refusal_or_meta"
 REJECT_COPIED = "copied_example"
 REJECT_NEAR_DUPLICATE = "near_duplicate"
+REJECT_STRUCTURED = "structured_or_label_echo"  # JSON/dict answers (they carry the label) or a bare label
+REJECT_INVALID_TEXT = "invalid_text"  # lone surrogates or control characters: not writable as UTF-8 JSONL
+REJECT_UNUSABLE = "unusable_answer"  # a 200 without a usable completion (journaled so it is not repaid)
 
 # Fixed so that the same texts always get the same signatures, hence the same accept/reject decisions.
 MINHASH_NUM_PERM = 128  # estimate's standard error ≈ sqrt(J(1 - J) / 128): ≈ 0.035 at J = 0.8
@@ -44,6 +48,26 @@ _REFUSAL = re.compile(
 )
 _WRAPPING_QUOTES = re.compile(r'^\s*["“”\'‘’]+(.*?)["“”\'‘’]+\s*$', re.DOTALL)
 _WHITESPACE = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# "label": "...", 'text': ..., {"category": — the shapes of a structured answer that names its class
+_STRUCTURED_KEY = re.compile(r"""["'](?:label|class|category|sentiment|text|output)["']\s*:""", re.I)
+
+
+def is_structured(text: str, label_names: Iterable[str] = ()) -> bool:
+    """Whether ``text`` is a structured answer rather than prose: JSON (an object or array), a dict-like
+    ``"label": "…"`` pair, or nothing but a label name (a label echo)."""
+    stripped = text.strip().strip("`").removeprefix("json").strip()
+    if stripped[:1] and stripped[0] in "{[":
+        try:
+            json.loads(stripped)
+            return True
+        except ValueError:
+            if stripped[-1:] in "}]":
+                return True
+    if _STRUCTURED_KEY.search(stripped):
+        return True
+    bare = normalise_for_dedupe(stripped)
+    return any(bare == normalise_for_dedupe(name) for name in label_names)
 
 
 def normalise_for_dedupe(text: str) -> str:
@@ -131,12 +155,20 @@ class QualityFilter:
             cached = self._example_signatures[normalised] = self.signature(normalised)
         return cached
 
-    def check(self, raw_text: str, *, examples: Iterable[str] = ()) -> tuple[str | None, str | None]:
+    def check(
+        self, raw_text: str, *, examples: Iterable[str] = (), finish_reason: str | None = None
+    ) -> tuple[str | None, str | None]:
         """Return (cleaned text, None) if accepted, else (None, rejection reason).
 
         Exact checks come first, so a text equal to an accepted one (after normalisation) is a ``duplicate``
         and one equal to an example is ``copied_example``; only then are near-duplicates looked for.
         """
+        if finish_reason is not None and finish_reason.startswith("unusable:"):
+            return None, REJECT_UNUSABLE
+        if _CONTROL.search(raw_text):
+            return None, REJECT_INVALID_TEXT
+        if is_structured(raw_text, self.label_names):
+            return None, REJECT_STRUCTURED
         text = clean_text(raw_text, self.label_names)
         if not text:
             return None, REJECT_EMPTY

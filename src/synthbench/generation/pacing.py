@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import deque
 
@@ -60,7 +61,7 @@ class AdaptiveConcurrency:
         except asyncio.CancelledError:
             if waiter.done() and not waiter.cancelled():
                 self.release()  # the slot was handed over as we were cancelled
-            else:
+            elif waiter in self._waiters:  # ``_wake`` may have dropped it already (a cancelled future)
                 self._waiters.remove(waiter)
             raise
 
@@ -148,4 +149,11 @@ class TokenBucket:
                 await asyncio.sleep(delay)
 
 
-# -- the client --------------------------------------------------------------------------------------------
+def backoff_delay(
+    attempt: int, retry_after: float | None, base_s: float, max_s: float, rng: random.Random
+) -> float:
+    """Seconds before retry ``attempt`` (1-based): the server's Retry-After plus up to 10% jitter (so that
+    rejected requests do not return together), else full jitter U(0, base·2^(attempt-1)) capped at ``max_s``."""
+    if retry_after is not None:
+        return retry_after * (1.0 + 0.1 * rng.random())
+    return rng.uniform(0.0, min(max_s, base_s * 2.0 ** (attempt - 1)))

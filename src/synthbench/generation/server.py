@@ -1,10 +1,17 @@
 """The embedded default endpoint: llama-cpp-python's OpenAI-compatible server on a free 127.0.0.1 port,
 serving SmolLM2-135M-Instruct from its PyPI wheel. Started, waited for, and stopped by PID — also on error,
-Ctrl-C or SIGTERM — so no server outlives the stage."""
+Ctrl-C or SIGTERM — so no server outlives the stage.
+
+Tied to the stage's lifetime twice over, since ``finally`` never runs after a ``kill -9``: the kernel sends it
+SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``, Linux), and a watchdog thread inside it reads a pipe
+whose only write end the parent holds: end of file (the parent is gone, however it died) kills its process
+group (any OS with pipes)."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import signal
 import socket
@@ -47,22 +54,38 @@ def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
         process.wait(timeout=grace_s)
 
 
-@contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """DVC or a scheduler may SIGTERM us; turn it into SystemExit so ``finally`` blocks stop the server."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+try:  # resolved here, in the parent: the child between fork and exec should only call it
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the watchdog pipe alone ties the server to us
+    _PRCTL = None
 
-    def handler(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
-
+# Run in the server's interpreter before llama_cpp.server: watch the pipe, die with the parent.
+_WATCHDOG = """
+import os, runpy, signal, sys, threading
+fd = int(sys.argv.pop(1))
+def watch():
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
+        while os.read(fd, 1):
+            pass
+    except OSError:
+        pass
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+threading.Thread(target=watch, daemon=True).start()
+sys.argv[0] = "llama_cpp.server"
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
+def die_with_parent(signum: int = signal.SIGKILL, parent: int | None = None) -> None:
+    """Ask the kernel to send ``signum`` to this process when its parent dies (Linux; elsewhere a no-op). As a
+    ``preexec_fn`` (run in the child between fork and exec) pass ``parent``, the forking pid: a child whose
+    parent died before the prctl took effect exits at once."""
+    if _PRCTL is None:
         return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    _PRCTL(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 @contextlib.contextmanager
@@ -77,10 +100,12 @@ def embedded_server(
     """Run ``python -m llama_cpp.server`` for the block; yields its base URL (``http://127.0.0.1:P/v1``)."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="synthbench-llama-", suffix=".log", delete=False)  # noqa: SIM115
+    watch_read, watch_write = os.pipe()  # the child inherits the read end only (pass_fds)
     cmd = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        "-c",
+        _WATCHDOG,
+        str(watch_read),
         "--model",
         str(model_path),
         "--model_alias",
@@ -95,34 +120,40 @@ def embedded_server(
         str(n_threads or os.cpu_count() or 1),
     ]
     base_url = f"http://127.0.0.1:{port}/v1"
-    with _sigterm_as_exit():
-        # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + startup_timeout_s
-            while not _answers(f"{base_url}/models"):
-                if process.poll() is not None:
-                    tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:] or [
-                        "no output"
-                    ]
-                    raise EndpointError(
-                        f"embedded llama.cpp server exited with code {process.returncode} ({tail[0][:200]}); "
-                        f"log: {log.name}"
-                    )
-                if time.monotonic() > deadline:
-                    raise EndpointError(
-                        f"embedded llama.cpp server did not answer within {startup_timeout_s:.0f} s; raise "
-                        f"generate.endpoint.startup_timeout_s (log: {log.name})"
-                    )
-                time.sleep(0.25)
-            yield base_url
-            failed = False
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            _stop(process)
-            log.close()
-            if not failed:  # keep the server's log when something went wrong: the error message names it
-                with contextlib.suppress(OSError):
-                    os.unlink(log.name)
+    # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.
+    process = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        pass_fds=(watch_read,),
+        preexec_fn=functools.partial(die_with_parent, signal.SIGKILL, os.getpid()),
+    )
+    os.close(watch_read)
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not _answers(f"{base_url}/models"):
+            if process.poll() is not None:
+                lines = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
+                raise EndpointError(
+                    f"embedded llama.cpp server exited with code {process.returncode} ({lines[0][:200]}); "
+                    f"log: {log.name}"
+                )
+            if time.monotonic() > deadline:
+                raise EndpointError(
+                    f"embedded llama.cpp server did not answer within {startup_timeout_s:.0f} s; raise "
+                    f"generate.endpoint.startup_timeout_s (log: {log.name})"
+                )
+            time.sleep(0.25)
+        yield base_url
+        failed = False
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        _stop(process)
+        os.close(watch_write)
+        log.close()
+        if not failed:  # keep the server's log when something went wrong: the error message names it
+            with contextlib.suppress(OSError):
+                os.unlink(log.name)

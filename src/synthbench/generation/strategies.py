@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from synthbench.data.io import stable_hash
 from synthbench.tasks.spec import TaskSpec
+from synthbench.tasks.templates import render
 
 Message = dict[str, str]
 
@@ -79,12 +80,13 @@ class GenerationStrategy(ABC):
 
     def generation_prompt(self, slot: SampleSlot) -> str:
         label = self.spec.label(slot.label)
-        return self.spec.prompt.generation.format(
-            label_instruction=label.prompt_phrase,
-            label=label.name,
-            style=self.style_for(slot),
-            length_words=self.spec.prompt.length_words,
-        )
+        values = {
+            "label_instruction": label.prompt_phrase,
+            "label": label.name,
+            "style": self.style_for(slot),
+            "length_words": self.spec.prompt.length_words,
+        }
+        return render("prompt.generation", self.spec.prompt.generation, values)
 
     def diversity_prompt(self, slot: SampleSlot, previous: Sequence[str]) -> str | None:
         """From the second round of ``diversity_every`` outputs on, ask for something unlike earlier outputs."""
@@ -95,7 +97,7 @@ class GenerationStrategy(ABC):
             f"- {' '.join(text.split()[: self.diversity_words])}"
             for text in list(previous)[-self.diversity_examples :]
         )
-        return self.spec.prompt.diversity.format(previous=shown)
+        return render("prompt.diversity", self.spec.prompt.diversity, {"previous": shown})
 
     @abstractmethod
     def extra_prompt(self, slot: SampleSlot) -> str | None:
@@ -164,9 +166,8 @@ class FewShot(GenerationStrategy):
         label = self.spec.label(slot.label)
         # Bullets, not numbers: small models copy "1." into their own output.
         shown = "\n".join(f"- {text}" for text in examples)
-        return self.spec.prompt.few_shot.format(
-            label_instruction=label.prompt_phrase, label=label.name, examples=shown
-        )
+        values = {"label_instruction": label.prompt_phrase, "label": label.name, "examples": shown}
+        return render("prompt.few_shot", self.spec.prompt.few_shot, values)
 
 
 def make_strategy(

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from synthbench.errors import ConfigError
 from synthbench.tasks.spec import TaskSpec
+from synthbench.tasks.templates import TemplateError, check_task_templates
 
 
 def _format_validation(source: str, exc: ValidationError) -> str:
@@ -25,9 +26,14 @@ def parse_task(data: Any, source: str) -> TaskSpec:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a task spec must be a YAML mapping with name, labels, source, prompt")
     try:
-        return TaskSpec.model_validate(data)
+        spec = TaskSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_format_validation(source, exc) + "; fix the task spec") from None
+    try:
+        check_task_templates(spec)  # everything that could fail while generating fails now, before paying
+    except TemplateError as exc:
+        raise ConfigError(f"{source}: {exc}; fix the task spec") from None
+    return spec
 
 
 def load_task_file(path: str | Path) -> TaskSpec:
@@ -38,6 +44,10 @@ def load_task_file(path: str | Path) -> TaskSpec:
         data = yaml.safe_load(spec_path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{spec_path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{spec_path}: cannot read the task spec ({type(exc).__name__}); fix the file"
+        ) from None
     return parse_task(data, str(spec_path))
 
 

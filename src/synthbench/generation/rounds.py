@@ -1,0 +1,141 @@
+"""The generation loop: requests planned in rounds per label (the diversity prompt of a round quotes texts
+accepted in earlier rounds), answered through the journaled client, filtered in plan order, repeated until each
+label has ``per_label`` accepted texts or reaches its attempt bound.
+
+A round is ``diversity_every`` requests per label, at most ``MAX_ROUND`` (also when the diversity prompt is off):
+planning never runs ahead of sending, whatever ``per_label`` is."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from synthbench.config import GenerateParams
+from synthbench.generation.client import ChatClient, ChatRequest
+from synthbench.generation.filters import QualityFilter
+from synthbench.generation.strategies import FewShot, GenerationStrategy, SampleSlot, request_key
+from synthbench.tasks.spec import TaskSpec
+
+MAX_ROUND = 1024  # requests per label per round
+
+
+@dataclass
+class Plan:
+    """What to ask for one (task, mode): sampling params, the model identity in keys, the per-label target."""
+
+    task: str
+    mode: str
+    spec: TaskSpec
+    strategy: GenerationStrategy
+    model_id: str
+    sampling: dict[str, Any]
+    per_label: int
+    attempt_cap: int  # requests per label before giving up on it
+    round_size: int
+
+    @classmethod
+    def build(
+        cls,
+        task: str,
+        mode: str,
+        spec: TaskSpec,
+        strategy: GenerationStrategy,
+        model_id: str,
+        generate: GenerateParams,
+    ) -> Plan:
+        length = spec.prompt.length_words
+        # ~1.3 tokens per English word; small models overrun word limits, so the token cap bounds cost.
+        sampling = {
+            "temperature": generate.temperature,
+            "top_p": generate.top_p,
+            "max_tokens": generate.max_tokens or math.ceil(1.5 * length),
+        }
+        every = generate.diversity_every
+        return cls(
+            task,
+            mode,
+            spec,
+            strategy,
+            model_id,
+            sampling,
+            generate.per_label,
+            math.ceil(generate.per_label * generate.max_attempts_factor),
+            min(every if every > 0 else generate.per_label, MAX_ROUND),
+        )
+
+    def request(self, slot: SampleSlot, previous: list[str]) -> ChatRequest:
+        messages = self.strategy.messages(slot, previous)
+        sampling = {**self.sampling, "seed": self.strategy.request_seed(slot)}
+        key = request_key(self.task, self.mode, slot, self.model_id, sampling, messages)
+        meta = {
+            "task": self.task,
+            "mode": self.mode,
+            "label": slot.label,
+            "index": slot.index,
+            "model": self.model_id,
+        }
+        return ChatRequest(key=key, messages=messages, params=sampling, meta=meta)
+
+
+@dataclass
+class Outcome:
+    """Accepted rows per label (plan order), attempts per label, rejections by reason (overall, per label)."""
+
+    accepted: dict[str, list[dict[str, Any]]]
+    attempts: dict[str, int]
+    rejected: Counter[str] = field(default_factory=Counter)
+    rejected_per_label: dict[str, Counter[str]] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [row for rows in self.accepted.values() for row in rows]
+
+    def short_labels(self, per_label: int) -> list[str]:
+        return [label for label, rows in self.accepted.items() if len(rows) < per_label]
+
+
+def collect(
+    plan: Plan, client: ChatClient, quality: QualityFilter, progress: Callable[[int], None] = lambda n: None
+) -> Outcome:
+    """Run rounds until every label is full or out of attempts; ``progress(accepted so far)`` after each."""
+    labels = plan.spec.label_names
+    out = Outcome({label: [] for label in labels}, dict.fromkeys(labels, 0))
+    out.rejected_per_label = {label: Counter() for label in labels}
+    while True:
+        batch: list[tuple[SampleSlot, ChatRequest]] = []
+        for label in labels:
+            need = plan.per_label - len(out.accepted[label])
+            room = plan.attempt_cap - out.attempts[label]
+            previous = [row["text"] for row in out.accepted[label]]
+            for _ in range(max(0, min(need, room, plan.round_size))):
+                slot = SampleSlot(label, out.attempts[label])
+                out.attempts[label] += 1
+                batch.append((slot, plan.request(slot, previous)))
+        if not batch:
+            return out
+        answers = client.run([request for _, request in batch])
+        # Accept in plan order, not arrival order: the dataset must not depend on network timing.
+        for slot, request in batch:
+            examples = plan.strategy.examples_for(slot) if isinstance(plan.strategy, FewShot) else []
+            answer = answers[request.key]
+            text, reason = quality.check(answer.text, examples=examples, finish_reason=answer.finish_reason)
+            if reason is not None:
+                out.rejected[reason] += 1
+                out.rejected_per_label[slot.label][reason] += 1
+            elif len(out.accepted[slot.label]) < plan.per_label:
+                out.accepted[slot.label].append(
+                    {
+                        "text": text,
+                        "label": slot.label,
+                        "mode": plan.mode,
+                        "model": plan.model_id,
+                        "prompt_id": plan.strategy.template_id(),
+                        "seed": request.params["seed"],
+                        "sample_index": slot.index,
+                        "request_key": request.key,
+                    }
+                )
+        progress(len(out.rows))
