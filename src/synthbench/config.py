@@ -174,7 +174,7 @@ class TrackingParams(_Section):
 class AnalysisParams(_Section):
     """What the report analyses beyond Table 1 (section ``analysis``). Paths are relative to the project root."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)  # read-only settings of one analyze run
 
     comparisons_csv: str | None = Field(
         default=None,
