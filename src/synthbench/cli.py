@@ -150,9 +150,10 @@ def list_tasks(params: ParamsOption = Path("params.yaml")) -> None:
 def cache_stats(params: ParamsOption = Path("params.yaml")) -> None:
     """Counts, tokens and cost in the journal, by task/mode/model."""
     from synthbench.generation.journal import Journal
+    from synthbench.stores import journal_path
 
     def show() -> None:
-        with Journal(_params(params).generate.journal) as journal:
+        with Journal(journal_path(_params(params).generate.journal)) as journal:
             _echo_json(journal.stats())
 
     _run(show)
@@ -167,12 +168,31 @@ def cache_prune(
 ) -> None:
     """Delete journaled answers (they will be paid for again if needed)."""
     from synthbench.generation.journal import Journal
+    from synthbench.stores import journal_path
 
     def prune() -> int:
-        with Journal(_params(params).generate.journal) as journal:
+        with Journal(journal_path(_params(params).generate.journal)) as journal:
             return journal.prune(task=task, model=model, older_than_days=older_than_days)
 
     typer.echo(f"pruned {_run(prune)} answers")
+
+
+@cache_app.command("merge")
+def cache_merge(
+    sources: Annotated[list[Path], typer.Argument(help="Other machines' journal.sqlite files.")],
+    into: Annotated[Path | None, typer.Option(help="Destination journal; default: this project's.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Merge other machines' journals into this one: every answer once, none lost (a shared key keeps ours)."""
+    from synthbench.generation.journal_merge import merge_journals
+    from synthbench.stores import journal_path
+
+    destination = into or _run(lambda: journal_path(_params(params).generate.journal))
+    for report in _run(lambda: merge_journals(destination, sources)):
+        typer.echo(
+            f"{report.source}: {report.answers} answers, {report.added} new, {report.already_present} already "
+            f"here ({report.differing} with another text: kept this journal's); {report.batch_jobs_added} batch jobs"
+        )
 
 
 def main() -> None:

@@ -3,13 +3,13 @@ actually did in its own manifest. Unknown keys and wrong types fail with one lin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthbench import stores
 from synthbench.analysis.settings import AnalysisSettings as AnalysisParams
 from synthbench.conditions import GENERATION_MODES, REAL, curve_condition, mix_condition
 from synthbench.errors import ConfigError
@@ -199,7 +199,7 @@ class Params(_Section):
 
     @property
     def tracking_uri(self) -> str:
-        return os.environ.get("MLFLOW_TRACKING_URI") or self.tracking.uri
+        return stores.tracking_uri(self.tracking.uri)  # MLFLOW_TRACKING_URI first; refused if lost in an exp copy
 
 
 def _describe(exc: ValidationError) -> str:

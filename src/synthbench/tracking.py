@@ -10,6 +10,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from synthbench import sweep
 from synthbench.config import Params
 from synthbench.errors import ConfigError
 
@@ -49,6 +50,7 @@ def run_tags(task: str, condition: str, backbone: str, dataset_md5: str, stage: 
         TAG_BACKBONE: backbone,
         TAG_DATASET_MD5: dataset_md5,
         TAG_STAGE: stage,
+        **sweep.provenance_tags(),  # DVC_EXP_NAME and the git SHA: one store holds a whole sweep's runs
     }
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from synthbench.errors import EndpointError
+from synthbench.sweep import threads_per_worker
 
 
 def free_port() -> int:
@@ -92,7 +93,7 @@ def embedded_server(
         "--n_ctx",
         str(n_ctx),
         "--n_threads",
-        str(n_threads or os.cpu_count() or 1),
+        str(n_threads or threads_per_worker()),  # a share of the cores under -j N
     ]
     base_url = f"http://127.0.0.1:{port}/v1"
     with _sigterm_as_exit():

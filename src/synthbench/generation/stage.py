@@ -26,6 +26,7 @@ from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
 from synthbench.generation.server import embedded_server
 from synthbench.generation.strategies import FewShot, SampleSlot, make_strategy, request_key
+from synthbench.stores import journal_path
 from synthbench.tasks import load_task
 
 
@@ -120,7 +121,7 @@ def run_generate(task: str, mode: str, params: Params, root: Path = Path(".")) -
         TimeElapsedColumn(),
         transient=False,
     )
-    with open_endpoint(gen.endpoint) as base_url, Journal(root / gen.journal) as journal, progress:
+    with open_endpoint(gen.endpoint) as base_url, Journal(journal_path(gen.journal, root)) as journal, progress:
         client = ChatClient(
             EndpointConfig(
                 base_url=base_url,
