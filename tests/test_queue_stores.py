@@ -26,7 +26,7 @@ def exp_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     where.mkdir(parents=True)
     (where / "params.yaml").write_text((REPO_ROOT / "params.yaml").read_text())
     monkeypatch.chdir(where)
-    for name in ("MLFLOW_TRACKING_URI", "SYNTHBENCH_JOURNAL", "SYNTHBENCH_WORKERS"):
+    for name in ("MLFLOW_TRACKING_URI", "SYNTHBENCH_JOURNAL", "SYNTHBENCH_WORKERS", "DVC_ROOT"):
         monkeypatch.delenv(name, raising=False)
     return where
 
@@ -42,6 +42,17 @@ def test_relative_sqlite_tracking_uri_in_an_experiment_copy_is_refused(exp_copy:
     params = load_params("params.yaml")
     with pytest.raises(ConfigError, match=r"set MLFLOW_TRACKING_URI=sqlite:////abs/path/mlflow.db"):
         _ = params.tracking_uri
+
+
+def test_refusal_names_the_workspace_file_dvc_runs_the_experiment_for(
+    exp_copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = exp_copy.parents[3]
+    monkeypatch.setenv("DVC_ROOT", str(workspace))  # DVC sets it to the parent repo in a queued experiment
+    with pytest.raises(ConfigError, match=f"SYNTHBENCH_JOURNAL={workspace}/.synthbench/journal.sqlite "):
+        stores.journal_path(".synthbench/journal.sqlite")
+    with pytest.raises(ConfigError, match=f"MLFLOW_TRACKING_URI=sqlite:///{workspace}/mlflow.db "):
+        stores.tracking_uri("sqlite:///mlflow.db")
 
 
 def test_env_vars_point_every_copy_at_one_store(exp_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:

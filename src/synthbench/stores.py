@@ -41,8 +41,8 @@ def journal_path(configured: str | Path, root: Path = Path(".")) -> Path:
     if experiment_copy(root):
         raise ConfigError(
             f"journal {path} is relative and this runs in a DVC experiment copy ({Path.cwd()}), where every "
-            f"answer would be paid again and then lost; set {JOURNAL_ENV}=/abs/path/journal.sqlite (or an "
-            "absolute generate.journal)"
+            f"answer would be paid again and then lost; set {JOURNAL_ENV}={_in_workspace(path, 'journal.sqlite')} "
+            "(or an absolute generate.journal)"
         )
     return root / path
 
@@ -54,7 +54,15 @@ def tracking_uri(configured: str) -> str:
     if relative_sqlite and experiment_copy(Path.cwd()):
         raise ConfigError(
             f"tracking URI {uri} is relative and this runs in a DVC experiment copy ({Path.cwd()}), whose runs "
-            f"and models would be lost with it; set {TRACKING_ENV}=sqlite:////abs/path/mlflow.db or a server "
-            "URL (http://host:5000)"
+            f"and models would be lost with it; set {TRACKING_ENV}=sqlite:///"
+            f"{_in_workspace(Path(uri[len(_SQLITE) :]), 'mlflow.db')} or a server URL (http://host:5000)"
         )
     return uri
+
+
+def _in_workspace(relative: Path, name: str) -> str:
+    """What to set: the file in the main workspace, which DVC names in ``DVC_ROOT`` for a queued experiment."""
+    workspace = os.environ.get("DVC_ROOT")
+    if workspace and not experiment_copy(Path(workspace)):
+        return str(Path(workspace).resolve() / relative)
+    return f"/abs/path/{name}"
