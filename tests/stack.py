@@ -115,7 +115,7 @@ class Running:
 def postgres(pids: list[int]) -> Iterator[Running]:
     """A PostgreSQL cluster in a temp dir; yields ``postgresql://synthbench@127.0.0.1:P/mlflow``."""
     initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
-    bindir = Path(need(initdb, "PostgreSQL's initdb (apt-get install postgresql)")).parent
+    bindir = Path(need(initdb, "PostgreSQL's initdb (apt-get install postgresql)")).resolve().parent  # the real bin dir
     as_user: dict[str, object] = {}
     # /tmp, not pytest's tmp_path: the postgres user must be able to reach the data dir.
     home = Path(tempfile.mkdtemp(prefix="synthbench-pg-"))
@@ -141,7 +141,8 @@ def postgres(pids: list[int]) -> Iterator[Running]:
             wait_until(ready, "postgres", process, 60, log)
             subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "synthbench",
                             "mlflow"], check=True, capture_output=True)
-            yield Running(process.pid, f"postgresql://synthbench@127.0.0.1:{port}/mlflow", {})
+            # +psycopg2: SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3; the team extra ships psycopg2.
+            yield Running(process.pid, f"postgresql+psycopg2://synthbench@127.0.0.1:{port}/mlflow", {})
         finally:
             stop(process, signal.SIGINT)  # SIGINT = fast shutdown: do not wait for clients to disconnect
     finally:
@@ -188,7 +189,7 @@ def seaweed_s3(pids: list[int], buckets: tuple[str, ...]) -> Iterator[Running]:
                    "AWS_DEFAULT_REGION": "us-east-1", "MLFLOW_S3_ENDPOINT_URL": endpoint}
             yield Running(process.pid, endpoint, env)
         finally:
-            stop(process)
+            stop(process, grace_s=3.0)  # weed drains for 15 s on SIGTERM; its temp data is thrown away anyway
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
