@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import tarfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +17,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 from openai_server import ServerConfig, ServerHandle, serve
-from stack import alive, base_env, make_project, sh
+from stack import make_project, queue_log, run_queue, sh
 
 pytestmark = pytest.mark.slow
 TASK = "tiny_sport"
@@ -43,53 +40,6 @@ def mlflow_runs(db: Path) -> list[dict[str, str]]:
 def journal_keys(path: Path) -> list[str]:
     with sqlite3.connect(path) as conn:
         return [key for (key,) in conn.execute("SELECT key FROM completions")]
-
-
-def run_queue(repo: Path, experiments: dict[str, list[str]], env: dict[str, str], jobs: int = 2,
-              timeout_s: float = 900) -> dict[str, str]:
-    """Queue ``name → -S overrides``, run the queue with ``jobs`` workers, wait; returns name → status. The
-    workers are stopped (and waited for, by PID) before returning, so the next queue gets fresh ones."""
-    for name, overrides in experiments.items():
-        sh("dvc", "exp", "run", "--queue", "-n", name, *(f"-S{o}" for o in overrides), cwd=repo)
-    try:
-        sh("dvc", "queue", "start", "-j", str(jobs), cwd=repo, env=env)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            status = {name: state for name, state in queue_status(repo).items() if name in experiments}
-            if all(state not in ("Queued", "Running") for state in status.values()):
-                return status
-            assert time.monotonic() < deadline, f"queue still running after {timeout_s:.0f} s: {status}"
-            time.sleep(3)
-    finally:
-        stop_workers(repo)
-
-
-def queue_status(repo: Path) -> dict[str, str]:
-    out = sh("dvc", "queue", "status", cwd=repo)
-    status = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[0] != "Task" and not line.startswith("Worker"):
-            status[parts[1]] = parts[-1]
-    return status
-
-
-def stop_workers(repo: Path) -> None:
-    """``dvc queue stop``, then wait for every worker PID DVC recorded; SIGTERM any left after 60 s."""
-    subprocess.run(["dvc", "queue", "stop"], cwd=repo, capture_output=True, env=base_env(), check=False)
-    pids = [int(p.read_text()) for p in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid")
-            if p.read_text().strip().isdigit()]
-    deadline = time.monotonic() + 60
-    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(1)
-    for pid in pids:
-        if alive(pid):
-            os.kill(pid, signal.SIGTERM)
-
-
-def queue_log(repo: Path, name: str) -> str:
-    return subprocess.run(["dvc", "queue", "logs", name], cwd=repo, capture_output=True, text=True,
-                          env=base_env(), check=False).stdout[-3000:]
 
 
 @pytest.fixture(scope="module")

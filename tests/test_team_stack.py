@@ -97,10 +97,16 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         out_b = sh("dvc", "repro", "--glob", f"evaluate@{TASK_B}-*", cwd=b, env=env)
         sh("dvc", "push", cwd=b, env=env)
         sh("dvc", "push", "--run-cache", cwd=b, env=env)
-        # B's own lock would collide with A's: drop it, B's stages are in its run cache (and on the remote)
-        for local in ("dvc.lock", "data/real/.gitignore"):
-            (b / local).unlink()
+        sh("git", "add", "-A", cwd=b)
+        sh("git", "commit", "-qm", f"machine B: {TASK_B}", cwd=b)
+        rejected = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=b, capture_output=True, text=True,
+                                  check=False)
+        # A pushed first. B's lock would collide with A's: set it aside (README "Scaling out"); B's stages are
+        # in its run cache, and `dvc repro --pull` re-derives their lock entries.
+        sh("git", "reset", "-q", "HEAD~1", cwd=b)
+        sh("git", "stash", "push", "-q", "-u", "--", "dvc.lock", "data/real/.gitignore", cwd=b)
         sh("git", "pull", "-q", "origin", "main", cwd=b)
+        sh("git", "stash", "drop", "-q", cwd=b)
         answered, trainings = llm.stats()["answered"], train_runs(ml.url)
         aggregate = sh("dvc", "repro", "--pull", cwd=b, env=env)
         sh("git", "add", "-A", cwd=b)
@@ -111,6 +117,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "answered_a": answered_a, "answered_b": answered - answered_a,
             "aggregate": aggregate, "aggregate_calls": llm.stats()["answered"] - answered,
             "trainings_before": trainings, "trainings_after": train_runs(ml.url), "pids": pids,
+            "rejected": rejected.returncode,
         }
     assert not any(alive(pid) for pid in pids), "a server outlived the stack"
 
@@ -122,6 +129,7 @@ def test_each_machine_runs_only_its_slice(team: dict) -> None:
 
 
 def test_repro_pull_restores_the_other_machines_stages_without_calls_or_training(team: dict) -> None:
+    assert team["rejected"] != 0  # B's first push lost the race to A's, as it would on two machines
     assert stages_run(team["aggregate"]) == {"champion", "analyze"}
     sliced = {stage for out in (team["out_a"], team["out_b"]) for stage in stages_run(out)}
     assert len(sliced) == 12 and sliced <= restored(team["aggregate"])  # both machines' stages, none re-run
