@@ -108,7 +108,8 @@ def test_queued_experiments_succeed_and_journal_every_answer_once(sweep: dict, w
 @pytest.mark.xfail(strict=False, reason="needs journal leases from branch gen: without them two experiments "
                                         "that start together may both send the same new request")
 def test_two_experiments_needing_the_same_new_answers_pay_once(sweep: dict) -> None:
-    assert sweep["answered"] == len(sweep["new_keys"])
+    new_keys = len(sweep["new_keys"])
+    assert sweep["answered"] == new_keys, f"the server answered {sweep['answered']} requests for {new_keys} new keys"
 
 
 def test_every_run_lands_in_the_one_store_tagged_with_experiment_and_commit(sweep: dict, workspace: Path) -> None:

@@ -13,6 +13,7 @@ as long as it has the columns the destination cannot do without).
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +62,7 @@ def _check_source(path: Path, destination: Path) -> None:
     if destination.exists() and path.resolve() == destination.resolve():
         raise ConfigError(f"journal {path} is the destination itself; name the other machines' journals")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as probe:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as probe:
             found = probe.execute("SELECT 1 FROM sqlite_master WHERE name = 'completions'").fetchone()
     except sqlite3.DatabaseError as exc:
         raise DataError(f"journal {path}: not a SQLite file ({exc})") from None
@@ -70,9 +71,9 @@ def _check_source(path: Path, destination: Path) -> None:
 
 
 def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[tuple[str, bool]]:
-    """(name, required) per column; required = NOT NULL without a default."""
+    """(name, required) per column; required = part of the primary key, or NOT NULL without a default."""
     rows = conn.execute(f"PRAGMA {schema}.table_info({table})").fetchall()
-    return [(name, bool(notnull) and default is None and not pk) for _, name, _, notnull, default, pk in rows]
+    return [(name, (bool(notnull) and default is None) or bool(pk)) for _, name, _, notnull, default, pk in rows]
 
 
 def _copy_table(conn: sqlite3.Connection, table: str, source: Path) -> int:
