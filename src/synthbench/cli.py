@@ -261,9 +261,10 @@ def list_tasks(params: ParamsOption = Path("params.yaml")) -> None:
 
 
 def _journal_path(params: Path) -> Path:
-    from synthbench.generation.stage import journal_path
+    """The journal: ``$SYNTHBENCH_JOURNAL`` or ``generate.journal`` (see :mod:`synthbench.stores`)."""
+    from synthbench.stores import journal_path
 
-    return journal_path(_params(params).generate)
+    return journal_path(_params(params).generate.journal)
 
 
 @cache_app.command("stats")
@@ -371,6 +372,23 @@ def export(
     result = _run(lambda: export_dataset(task, mode, _params(params), LAYOUT, out, push_to_hub, private))
     typer.echo(f"exported {result['n_rows']} rows ({result['dropped']} dropped in review) to {result['path']}"
                + (f"; pushed to {result['pushed']}" if result["pushed"] else ""))
+
+
+@cache_app.command("merge")
+def cache_merge(
+    sources: Annotated[list[Path], typer.Argument(help="Other machines' journal.sqlite files.")],
+    into: Annotated[Path | None, typer.Option(help="Destination journal; default: this project's.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Merge other machines' journals into this one: every answer once, none lost (a shared key keeps ours)."""
+    from synthbench.generation.journal_merge import merge_journals
+
+    destination = into or _run(lambda: _journal_path(params))
+    for report in _run(lambda: merge_journals(destination, sources)):
+        typer.echo(
+            f"{report.source}: {report.answers} answers, {report.added} new, {report.already_present} already "
+            f"here ({report.differing} with another text: kept this journal's); {report.batch_jobs_added} batch jobs"
+        )
 
 
 def main() -> None:

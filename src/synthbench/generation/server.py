@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from synthbench.errors import EndpointError
+from synthbench.sweep import threads_per_worker
 
 
 def free_port() -> int:
@@ -117,7 +118,7 @@ def embedded_server(
         "--n_ctx",
         str(n_ctx),
         "--n_threads",
-        str(n_threads or os.cpu_count() or 1),
+        str(n_threads or threads_per_worker()),  # a share of the cores under -j N
     ]
     base_url = f"http://127.0.0.1:{port}/v1"
     # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.

@@ -23,6 +23,7 @@ import numpy as np
 
 from synthbench.config import TrainParams
 from synthbench.errors import TrainingError
+from synthbench.sweep import threads_per_worker
 
 Rows = list[tuple[str, str]]
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -145,7 +146,7 @@ def fine_tune(
     unknown = sorted({lab for _, lab in [*train_rows, *val_rows]} - set(label_to_id))
     if unknown:
         raise TrainingError(f"training labels {unknown} are not in the task's labels {list(labels)}")
-    torch.set_num_threads(params.torch_threads or available_cores())
+    torch.set_num_threads(params.torch_threads or threads_per_worker(available_cores()))  # share of -j N
     on_gpu = torch.cuda.is_available()
     precision = resolve_precision(params.mixed_precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
     set_seed(seed)
