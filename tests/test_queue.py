@@ -105,8 +105,6 @@ def test_queued_experiments_succeed_and_journal_every_answer_once(sweep: dict, w
     assert len(sweep["new_keys"]) == per_generation  # the new temperature's answers, in the workspace journal
 
 
-@pytest.mark.xfail(strict=False, reason="needs journal leases from branch gen: without them two experiments "
-                                        "that start together may both send the same new request")
 def test_two_experiments_needing_the_same_new_answers_pay_once(sweep: dict) -> None:
     new_keys = len(sweep["new_keys"])
     assert sweep["answered"] == new_keys, f"the server answered {sweep['answered']} requests for {new_keys} new keys"
