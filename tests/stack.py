@@ -242,25 +242,24 @@ def _task_files(root: Path, task: str) -> None:
         "name": task, "description": f"{task}: which topic a short note is about.", "subjectivity": 1,
         "labels": [{"name": name, "description": f"notes about {name}", "instruction": f"a short note about {name}"}
                    for name in labels],
-        "source": {"kind": "local", "files": {"train": f"data_in/{task}_train.csv",
-                                              "test": f"data_in/{task}_test.csv"}},
+        "source": {"kind": "local", "files": {"train": f"tasks/{task}_train.csv",
+                                              "test": f"tasks/{task}_test.csv"}},
         "prompt": {"context": "You write short notes.", "generation": "Write {label_instruction}.",
                    "styles": ["plain"], "length_words": 12},
     }
     (root / "tasks").mkdir(exist_ok=True)
     (root / "tasks" / f"{task}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    (root / "data_in").mkdir(exist_ok=True)
     for split, n in (("train", 8), ("test", 5)):
         lines = ["text,label"]
         for label, words in labels.items():
             for i in range(n):
                 picked = rng.sample(words.split(), 3)
                 lines.append(f"{split} note {i} on {label}: the {' and the '.join(picked)},{label}")
-        (root / "data_in" / f"{task}_{split}.csv").write_text("\n".join(lines) + "\n")
+        (root / "tasks" / f"{task}_{split}.csv").write_text("\n".join(lines) + "\n")
 
 
-def tiny_params(tasks: list[str], base_url: str) -> dict:
-    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+def tiny_params(tasks: list[str], base_url: str, source: Path = REPO_ROOT) -> dict:
+    params = yaml.safe_load((source / "params.yaml").read_text())
     params.update({
         "tasks": tasks, "modes": ["zero_shot"], "mixes": [], "conditions": ["real", "zero_shot"],
         "custom_tasks": {task: f"tasks/{task}.yaml" for task in tasks},
@@ -289,16 +288,17 @@ def base_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-def make_project(root: Path, tasks: list[str], base_url: str) -> Path:
-    """A git + DVC repo at ``root`` running synthbench's dvc.yaml on ``tasks`` (committed)."""
+def make_project(root: Path, tasks: list[str], base_url: str, source: Path = REPO_ROOT) -> Path:
+    """A git + DVC repo at ``root`` running the dvc.yaml of ``source`` (this checkout, or an older synthbench's
+    tree) on ``tasks`` (committed)."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO_ROOT / name, root / name)
-    shutil.copytree(REPO_ROOT / "src", root / "src",
+        shutil.copy(source / name, root / name)
+    shutil.copytree(source / "src", root / "src",
                     ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for task in tasks:
         _task_files(root, task)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(tasks, base_url), sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(tasks, base_url, source), sort_keys=False))
     sh("git", "init", "-q", "-b", "main", cwd=root)
     sh("git", "config", "user.email", "t@example.com", cwd=root)
     sh("git", "config", "user.name", "t", cwd=root)

@@ -59,20 +59,25 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, server: ServerHandle) ->
     return repo
 
 
-def test_queue_hazard_on_the_code_before_this_fix(workspace: Path, server: ServerHandle,
-                                                  tmp_path: Path) -> None:
-    archive = subprocess.run(["git", "archive", BEFORE_FIX, "src"], cwd=REPO_ROOT, capture_output=True,
-                             check=False)
+def test_queue_hazard_on_the_code_before_this_fix(server: ServerHandle, tmp_path: Path) -> None:
+    """The whole tiny study as it was before the fix (that commit's src, dvc.yaml and params.yaml)."""
+    archive = subprocess.run(["git", "archive", BEFORE_FIX, "src", "dvc.yaml", "params.yaml", ".dvcignore",
+                              ".gitignore"], cwd=REPO_ROOT, capture_output=True, check=False)
     if archive.returncode != 0:
         pytest.skip(f"commit {BEFORE_FIX} is not in this clone (shallow?): cannot run the code before the fix")
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
-        tar.extractall(tmp_path, filter="data")
+        tar.extractall(tmp_path / "old", filter="data")
+    old_code = {"PYTHONPATH": str(tmp_path / "old" / "src")}
+    workspace = make_project(tmp_path / "repo", [TASK], server.base_url, source=tmp_path / "old")
+    sh("dvc", "repro", cwd=workspace, env=old_code)
+    sh("git", "add", "-A", cwd=workspace)
+    sh("git", "commit", "-qm", "baseline", cwd=workspace)
     runs_before = len(mlflow_runs(workspace / "mlflow.db"))
     answered_before = server.stats()["answered"]
     journaled = journal_keys(workspace / ".synthbench" / "journal.sqlite")
     # Only a filter param changes: every request is one the workspace journal already holds.
     status = run_queue(workspace, {"old-a": ["generate.min_words=4"], "old-b": ["generate.min_words=5"]},
-                       env={"PYTHONPATH": str(tmp_path / "src")})
+                       env=old_code)
     assert status == {"old-a": "Success", "old-b": "Success"}, queue_log(workspace, "old-a")
     per_generation = len(journaled)
     assert server.stats()["answered"] - answered_before == 2 * per_generation  # every answer paid twice more
