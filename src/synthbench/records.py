@@ -160,4 +160,4 @@ class EvaluationMetrics(Record):
     ece_ci95: Interval | None
     seeds: list[SeedScore] = Field(min_length=1)
     selected: SeedScore
-    per_class: dict[str, dict[str, float]]
+    per_class: dict[str, dict[str, int | float]]  # support stays an int
