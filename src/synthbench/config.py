@@ -56,6 +56,28 @@ class EndpointParams(_Section):
     tpm: float | None = Field(default=None, gt=0)
     n_ctx: int = Field(default=2048, ge=256, description="Context window of the embedded server (tokens).")
     startup_timeout_s: float = Field(default=120.0, gt=0)
+    mode: Literal["online", "batch"] = Field(
+        default="online",
+        description="online: chat requests answered now; batch: the OpenAI Batch API (half price, answered "
+        "within 24 h; kind openai only). Batch ids are journaled: an interrupted run resumes the same batch.",
+    )
+    batch_wait: bool = Field(
+        default=True,
+        description="Batch mode: wait for the batch (polling with backoff); false: exit non-zero with "
+        "'batch <id> pending' and resume on the next `dvc repro`.",
+    )
+    batch_poll_s: float = Field(
+        default=30.0, gt=0, description="Batch mode: first pause between polls (s); ×1.5 per poll, ≤ 600 s."
+    )
+
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> EndpointParams:
+        if self.mode == "batch" and self.kind != "openai":
+            raise ValueError(
+                "generate.endpoint.mode: batch needs kind: openai (an endpoint with the Batch API); the "
+                "embedded server answers online only"
+            )
+        return self
 
     @field_validator("api_key_env")
     @classmethod

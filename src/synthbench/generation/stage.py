@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
 from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl, write_jsonl, write_text
 from synthbench.errors import ConfigError, DataError, ShortLabels
+from synthbench.generation.batch import BATCH_DISCOUNT
+from synthbench.generation.batch_runner import BatchRunner
 from synthbench.generation.card import render_card
 from synthbench.generation.client import ChatClient
 from synthbench.generation.endpoint import DEFAULT_BASE_URL, EndpointConfig, remote_identity
@@ -41,7 +44,8 @@ def run_generate(
 ) -> GenerationSummary:
     started = time.perf_counter()
     strategy = build_strategy(mode, spec, seed, generate, layout.real(task, "train"))
-    plan = Plan.build(task, mode, spec, strategy, model_identity(generate.endpoint), generate)
+    batch = generate.endpoint.mode == "batch"
+    plan = Plan.build(task, mode, spec, strategy, model_identity(generate.endpoint), generate, batch=batch)
     quality = QualityFilter(
         min_words=generate.min_words,
         max_words=generate.max_words or 3 * spec.prompt.length_words,
@@ -49,7 +53,7 @@ def run_generate(
         near_duplicate_threshold=generate.near_duplicate_threshold,
     )
     with open_endpoint(generate.endpoint) as base_url, Journal(journal_path(generate)) as journal:
-        client = ChatClient(endpoint_config(generate, base_url), journal)
+        client = answerer(generate, endpoint_config(generate, base_url), journal)
         with _progress(f"{task}/{mode} accepted", plan.per_label * len(spec.label_names)) as advance:
             outcome = collect(plan, client, quality, advance)
     summary = summarise(plan, outcome, client.stats.as_dict(), seed, generate.endpoint, started)
@@ -59,6 +63,21 @@ def run_generate(
     card = render_card(summary, spec=spec, strategy=strategy, diversity_every=generate.diversity_every)
     write_text(layout.synthetic_card(task, mode), card)
     return summary
+
+
+def answerer(generate: GenerateParams, config: EndpointConfig, journal: Journal) -> ChatClient | BatchRunner:
+    """The online client, or the Batch API runner (its JSONL files beside the journal)."""
+    ep = generate.endpoint
+    if ep.mode != "batch":
+        return ChatClient(config, journal)
+    return BatchRunner(
+        config,
+        journal,
+        journal.path.parent / "batches",
+        wait=ep.batch_wait,
+        poll_s=ep.batch_poll_s,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
 
 
 def build_strategy(
@@ -169,6 +188,8 @@ def summarise(
         n_rows=len(outcome.rows),
         client=client,
         wall_seconds=round(time.perf_counter() - started, 2),
+        endpoint_mode=endpoint.mode,
+        price_factor=BATCH_DISCOUNT if endpoint.mode == "batch" else 1.0,
     )
 
 
