@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from synthbench.config import GenerateParams
 from synthbench.generation.client import ChatRequest
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Completion
+from synthbench.generation.progress import ProgressWatch
 from synthbench.generation.requests import OnResult
 from synthbench.generation.strategies import FewShot, GenerationStrategy, SampleSlot, request_key
 from synthbench.tasks.spec import TaskSpec
@@ -115,9 +116,10 @@ class Answerer(Protocol):
 
 
 def collect(
-    plan: Plan, client: Answerer, quality: QualityFilter, progress: Callable[[int], None] = lambda n: None
+    plan: Plan, client: Answerer, quality: QualityFilter, watch: ProgressWatch | None = None
 ) -> Outcome:
-    """Run rounds until every label is full or out of attempts; ``progress(accepted so far)`` after each."""
+    """Run rounds until every label is full or out of attempts. ``watch`` sees each answer as it arrives (and
+    may stop the stage early) and the accepted count after each round."""
     labels = plan.spec.label_names
     out = Outcome({label: [] for label in labels}, dict.fromkeys(labels, 0))
     out.rejected_per_label = {label: Counter() for label in labels}
@@ -133,7 +135,7 @@ def collect(
                 batch.append((slot, plan.request(slot, previous)))
         if not batch:
             return out
-        answers = client.run([request for _, request in batch])
+        answers = client.run([request for _, request in batch], watch.on_result if watch else None)
         # Accept in plan order, not arrival order: the dataset must not depend on network timing.
         for slot, request in batch:
             examples = plan.strategy.examples_for(slot) if isinstance(plan.strategy, FewShot) else []
@@ -155,4 +157,5 @@ def collect(
                         "request_key": request.key,
                     }
                 )
-        progress(len(out.rows))
+        if watch is not None:
+            watch.round_done(len(out.rows))

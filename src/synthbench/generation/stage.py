@@ -15,8 +15,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
 from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl, write_jsonl, write_text
@@ -28,6 +26,7 @@ from synthbench.generation.client import ChatClient
 from synthbench.generation.endpoint import DEFAULT_BASE_URL, EndpointConfig, remote_identity
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
+from synthbench.generation.progress import ProgressWatch, Tally, progress_bar
 from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
 from synthbench.generation.strategies import GenerationStrategy, make_strategy
@@ -54,8 +53,11 @@ def run_generate(
     )
     with open_endpoint(generate.endpoint) as base_url, Journal(journal_path(generate)) as journal:
         client = answerer(generate, endpoint_config(generate, base_url), journal)
-        with _progress(f"{task}/{mode} accepted", plan.per_label * len(spec.label_names)) as advance:
-            outcome = collect(plan, client, quality, advance)
+        target = plan.per_label * len(spec.label_names)
+        with progress_bar(f"{task}/{mode} accepted", target) as show:
+            tally = Tally(target, plan.attempt_cap * len(spec.label_names), time.monotonic())
+            watch = ProgressWatch(f"{task}/{mode}", tally, quality, show, early_stop=not generate.allow_short)
+            outcome = collect(plan, client, quality, watch)
     summary = summarise(plan, outcome, client.stats.as_dict(), seed, generate.endpoint, started)
     check_complete(summary, outcome, allow_short=generate.allow_short)  # before anything is written
     write_jsonl(layout.synthetic(task, mode), outcome.rows)
@@ -208,13 +210,3 @@ def check_complete(summary: GenerationSummary, outcome: Outcome, *, allow_short:
         f"{reasons}); nothing written, the answers are journaled: fix the task prompt, generate.min_words/"
         f"max_words or max_attempts_factor{hint}"
     )
-
-
-@contextlib.contextmanager
-def _progress(description: str, total: int) -> Iterator[object]:
-    bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    )
-    with bar:
-        task_id = bar.add_task(description, total=total)
-        yield lambda done: bar.update(task_id, completed=done)
