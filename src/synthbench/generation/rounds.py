@@ -115,6 +115,14 @@ class Answerer(Protocol):
     ) -> dict[str, Completion]: ...
 
 
+def prefix_order(requests: Sequence[ChatRequest]) -> list[ChatRequest]:
+    """The requests in the order to send them: those sharing a prompt prefix (system prompt, then the user
+    prompt's text: instructions, label, style, few-shot examples) next to each other, so a server that keeps a
+    slot's prompt cache (llama-server, vLLM's prefix caching) reads the shared part once. Answers are still
+    filtered in plan order: the dataset does not depend on this order."""
+    return sorted(requests, key=lambda r: [m.get("content", "") for m in r.messages])
+
+
 def collect(
     plan: Plan, client: Answerer, quality: QualityFilter, watch: ProgressWatch | None = None
 ) -> Outcome:
@@ -135,7 +143,7 @@ def collect(
                 batch.append((slot, plan.request(slot, previous)))
         if not batch:
             return out
-        answers = client.run([request for _, request in batch], watch.on_result if watch else None)
+        answers = client.run(prefix_order([request for _, request in batch]), watch.on_result if watch else None)
         # Accept in plan order, not arrival order: the dataset must not depend on network timing.
         for slot, request in batch:
             examples = plan.strategy.examples_for(slot) if isinstance(plan.strategy, FewShot) else []

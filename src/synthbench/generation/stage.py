@@ -26,6 +26,7 @@ from synthbench.generation.client import ChatClient
 from synthbench.generation.endpoint import DEFAULT_BASE_URL, EndpointConfig, remote_identity
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
+from synthbench.generation.llama_build import ensure_built
 from synthbench.generation.progress import ProgressWatch, Tally, progress_bar
 from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
@@ -125,6 +126,8 @@ def model_identity(endpoint: EndpointParams) -> str:
 def public_endpoint(endpoint: EndpointParams) -> str:
     """The endpoint as it may be printed and stored: no credentials, no query string."""
     if endpoint.kind == "embedded":
+        if endpoint.engine == "llama-server":
+            return f"embedded llama-server (127.0.0.1, {endpoint.parallel} slots)"
         return "embedded llama.cpp server (127.0.0.1)"
     return redact_url(endpoint.base_url or DEFAULT_BASE_URL)
 
@@ -141,7 +144,8 @@ def endpoint_config(generate: GenerateParams, base_url: str | None) -> EndpointC
         api_key_env=ep.api_key_env,
         timeout_s=ep.timeout_s,
         max_retries=ep.max_retries,
-        concurrency=ep.concurrency,
+        # llama-server serves `parallel` requests at once: send that many (its slots are the limit, not 429s)
+        concurrency=ep.parallel if ep.kind == "embedded" and ep.engine == "llama-server" else ep.concurrency,
         rpm=ep.rpm,
         tpm=ep.tpm,
         price_in_per_mtok=generate.price_in_per_mtok,
@@ -152,15 +156,24 @@ def endpoint_config(generate: GenerateParams, base_url: str | None) -> EndpointC
 
 @contextlib.contextmanager
 def open_endpoint(endpoint: EndpointParams) -> Iterator[str | None]:
-    """Yield the base URL to talk to, starting (and afterwards stopping) the embedded server if asked."""
+    """Yield the base URL to talk to, starting (and afterwards stopping) the embedded server if asked (building
+    llama-server first, once per machine, when that engine is chosen)."""
     if endpoint.kind != "embedded":
         yield endpoint.base_url
         return
+    binary = None
+    if endpoint.engine == "llama-server":
+        binary = ensure_built() / "llama-server"
     with embedded_server(
         embedded_gguf_path(),
         alias=endpoint.model,
         n_ctx=endpoint.n_ctx,
         startup_timeout_s=endpoint.startup_timeout_s,
+        n_threads=endpoint.n_threads,
+        engine=endpoint.engine,
+        binary=binary,
+        parallel=endpoint.parallel,
+        prefix_reuse=endpoint.prefix_reuse,
     ) as base_url:
         yield base_url
 
