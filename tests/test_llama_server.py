@@ -142,3 +142,37 @@ def test_no_engine_process_outlives_its_parent(how: str) -> None:
         assert engine_processes() == []
     finally:
         parent.kill()
+
+
+def test_a_failed_build_step_is_one_line_with_the_first_error_and_progress_is_reported() -> None:
+    said: list[str] = []
+    script = 'echo "[1/3] Building a"; echo "[2/3] Building b"; echo "x.cpp:1: error: boom"; exit 2'
+    with pytest.raises(EndpointError, match=r"^llama-server build failed \(exit 2: x\.cpp:1: error: boom\); full log"):
+        llama_build._run(["sh", "-c", script], "build", said.append, every_s=0.0)
+    assert said == ["compiling llama-server: step 1/3", "compiling llama-server: step 2/3"]
+
+
+@needs_binary
+@pytest.mark.slow
+def test_the_generate_stage_on_llama_server_journals_each_request_once(cli, tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from tests.conftest import REPO_ROOT
+    from tests.test_cli_errors import project
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["generate"]
+    params["endpoint"].update(kind="embedded", engine="llama-server", parallel=4, n_ctx=512)
+    params.update(per_label=4, max_attempts_factor=2, allow_short=True, min_words=2)
+    root = project(tmp_path, generate=params)
+    assert cli("prepare", "--task", "toy", cwd=root).returncode == 0
+    done = cli("generate", "--task", "toy", "--mode", "zero_shot", cwd=root)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((root / "data/synthetic/toy/zero_shot.summary.json").read_text())
+    assert summary["endpoint"] == "embedded llama-server (127.0.0.1, 4 slots)"
+    asked = sum(summary["attempts_per_label"].values())
+    client = summary["client"]
+    assert client["fresh"] == client["calls_made"] == asked and client["requested"] == asked
+    with Journal(root / ".synthbench/journal.sqlite") as journal:
+        assert journal.count() == asked  # N requests, N distinct entries, none lost or repeated
+    assert engine_processes() == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -81,6 +82,7 @@ def ensure_built(progress: Callable[[str], None] | None = None, *, jobs: int | N
             _run(
                 ["nice", "-n", "19", "cmake", "--build", str(build), "-j", str(jobs), "--target", *TARGETS],
                 "build",
+                say,
             )
             staging = Path(tmp) / "bin"
             staging.mkdir()
@@ -115,17 +117,31 @@ def _unpack_llama_cpp(sdist: Path, into: Path) -> Path:
     return roots[0]
 
 
-def _run(cmd: list[str], phase: str) -> None:
+def _run(cmd: list[str], phase: str, say: Callable[[str], None] | None = None, every_s: float = 30.0) -> None:
+    """Run a cmake step, its output in a log file; with ``say``, a progress line (ninja's ``[n/m]``) at most
+    every ``every_s`` seconds. A failure is one line with the first error and the log's path."""
     log = Path(tempfile.gettempdir()) / f"synthbench-llama-build-{phase}.log"
+    last_said = time.monotonic()
     with log.open("w") as handle:
-        done = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            handle.write(line)
+            step = _STEP.match(line)
+            if say is not None and step and time.monotonic() - last_said >= every_s:
+                say(f"compiling llama-server: step {step.group(1)}/{step.group(2)}")
+                last_said = time.monotonic()
+        returncode = process.wait()
+    if returncode != 0:
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        last = next((line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else "")
+        last = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
         raise EndpointError(
-            f"llama-server {phase} failed (exit {done.returncode}: {last.strip()[:160]}); full log: {log}; "
+            f"llama-server {phase} failed (exit {returncode}: {last.strip()[:160]}); full log: {log}; "
             "or set generate.endpoint.engine: llama-cpp-python"
         )
+
+
+_STEP = re.compile(r"^\[(\d+)/(\d+)\]")  # ninja: "[12/210] Building CXX object …"; make: "[ 12%] …" is not matched
 
 
 @contextlib.contextmanager
