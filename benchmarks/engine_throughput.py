@@ -102,6 +102,8 @@ def main() -> None:
     ap.add_argument("--latency-requests", type=int, default=6)
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--skip-bench", action="store_true")
+    ap.add_argument("--skip-e2e", action="store_true")
+    ap.add_argument("--latency-threads", default="", help="also measure latency at these thread counts, e.g. 1")
     args = ap.parse_args()
     threads = thread_budget()
     binary = ensure_built()
@@ -129,24 +131,26 @@ def main() -> None:
     configs.insert(1, ("llama-server 1 slot, prefix reuse on", {"engine": "llama-server",
                        "binary": binary / "llama-server", "parallel": 1, "prefix_reuse": True}, 1))
     results = []
-    for name, kwargs, concurrency in configs:
+    for name, kwargs, concurrency in [] if args.skip_e2e else configs:
         with embedded_server(model, alias=ALIAS, n_ctx=2048, **kwargs) as base_url:  # type: ignore[arg-type]
             client_run(base_url, requests[:2], 1)  # warm-up (not journaled with the measured run)
             results.append((name, client_run(base_url, requests, concurrency)))
-    base = results[0][1]
+    base = results[0][1] if results else {"req_s": float("nan")}
     print("\n| engine | requests/s | × baseline | generated tok/s | % of batched-bench best | mean prompt / "
           "completion tokens |\n|---|---|---|---|---|---|")
     for name, r in results:
         print(f"| {name} | {r['req_s']:.3f} | {r['req_s'] / base['req_s']:.2f} | {r['gen_tok_s']:.1f} | "
               f"{100 * r['gen_tok_s'] / best_tg:.0f}% | {r['prompt_tokens']:.0f} / {r['completion_tokens']:.0f} |")
 
-    print("\n| engine (one request at a time) | latency quiet (s) | with 1 CPU-bound competitor (s) | ratio |"
-          "\n|---|---|---|---|")
+    print("\n| engine (one request at a time) | threads | latency quiet (s) | with 1 CPU-bound competitor (s) | "
+          "ratio |\n|---|---|---|---|---|")
     few = requests[: args.latency_requests]
-    for name, kwargs in [("llama-cpp-python", {}),
-                         ("llama-server", {"engine": "llama-server", "binary": binary / "llama-server",
-                                           "parallel": 1})]:
-        with embedded_server(model, alias=ALIAS, n_ctx=2048, **kwargs) as base_url:  # type: ignore[arg-type]
+    counts = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
+    for (name, kwargs), n_threads in [(engine, n) for n in counts for engine in (
+            ("llama-cpp-python", {}),
+            ("llama-server", {"engine": "llama-server", "binary": binary / "llama-server", "parallel": 1}))]:
+        with embedded_server(model, alias=ALIAS, n_ctx=2048, n_threads=n_threads,
+                             **kwargs) as base_url:  # type: ignore[arg-type]
             client_run(base_url, few[:1], 1)
             quiet = client_run(base_url, few, 1)["latency_s"]
             hog = competitor()
@@ -156,7 +160,7 @@ def main() -> None:
             finally:
                 hog.kill()
                 hog.wait()
-        print(f"| {name} | {quiet:.2f} | {loaded:.2f} | {loaded / quiet:.1f}× |")
+        print(f"| {name} | {n_threads} | {quiet:.2f} | {loaded:.2f} | {loaded / quiet:.1f}× |")
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
