@@ -1,5 +1,5 @@
 """Threads that share the machine: an engine never gets more threads than the cores this process may use, and
-a shared budget (SYNTHBENCH_THREADS, SYNTHBENCH_JOBS) divides them."""
+a shared budget (SYNTHBENCH_THREADS, SYNTHBENCH_WORKERS) divides them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import pytest
 
 from synthbench.errors import ConfigError
-from synthbench.threads import JOBS_ENV, THREADS_ENV, thread_budget, usable_cores
+from synthbench.threads import WORKERS_ENV, THREADS_ENV, thread_budget, usable_cores
 
 
 def test_usable_cores_is_the_affinity_mask() -> None:
@@ -21,9 +21,9 @@ def test_usable_cores_is_the_affinity_mask() -> None:
         (None, {}, 8, 8),                              # every core this process may use
         (None, {THREADS_ENV: "3"}, 8, 3),              # a budget
         (None, {THREADS_ENV: "32"}, 8, 8),             # never more than the cores
-        (None, {JOBS_ENV: "2"}, 8, 4),                 # two queue workers share them
-        (None, {JOBS_ENV: "3"}, 2, 1),                 # at least one
-        (None, {THREADS_ENV: "2", JOBS_ENV: "4"}, 8, 2),  # an explicit budget wins over the division
+        (None, {WORKERS_ENV: "2"}, 8, 4),                 # two queue workers share them
+        (None, {WORKERS_ENV: "3"}, 2, 1),                 # at least one
+        (None, {THREADS_ENV: "2", WORKERS_ENV: "4"}, 8, 2),  # an explicit budget wins over the division
         (6, {THREADS_ENV: "1"}, 8, 6),                 # the param wins over the env
         (16, {}, 2, 2),                                # a param is capped at the cores too
     ],

@@ -71,7 +71,7 @@ class EndpointParams(_Section):
         default=None,
         ge=1,
         description="Embedded engine threads; null: the cores this process may use, or $SYNTHBENCH_THREADS, or "
-        "those cores divided by $SYNTHBENCH_JOBS (synthbench.threads); a number is capped at the cores.",
+        "those cores divided by $SYNTHBENCH_WORKERS (synthbench.threads); a number is capped at the cores.",
     )
     mode: Literal["online", "batch"] = Field(
         default="online",
@@ -180,7 +180,7 @@ class TrainParams(_Section):
     torch_threads: int | None = Field(
         default=None, ge=1,
         description="null: the cores this process may use (CPU affinity), or $SYNTHBENCH_THREADS, or those cores "
-        "divided by $SYNTHBENCH_JOBS (synthbench.threads); a number is capped at the cores.",
+        "divided by $SYNTHBENCH_WORKERS (synthbench.threads); a number is capped at the cores.",
     )
 
     @field_validator("seeds")

@@ -3,7 +3,7 @@ process may use (its CPU affinity, which containers, ``taskset`` and cgroups' cp
 other processes of one budget.
 
 - ``SYNTHBENCH_THREADS=N``: this process's threads, at most (e.g. ``1`` for each of two queued experiments);
-- ``SYNTHBENCH_JOBS=J``: J processes share the cores (``dvc queue start -j J`` / ``dvc exp run -j J``): each gets
+- ``SYNTHBENCH_WORKERS=J``: J processes share the cores (``dvc queue start -j J``; the name main's sweep uses): each gets
   ``cores // J`` (at least 1);
 - an explicit param (``generate.endpoint.n_threads``, ``train.torch_threads``) wins, capped at the cores.
 
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from synthbench.errors import ConfigError
 
 THREADS_ENV = "SYNTHBENCH_THREADS"
-JOBS_ENV = "SYNTHBENCH_JOBS"
+WORKERS_ENV = "SYNTHBENCH_WORKERS"
 
 
 def usable_cores() -> int:
@@ -46,7 +46,7 @@ def thread_budget(
     explicit: int | None = None, *, cores: int | None = None, env: Mapping[str, str] | None = None
 ) -> int:
     """Threads for this process's engine: ``explicit`` if given, else ``$SYNTHBENCH_THREADS``, else the cores
-    divided among ``$SYNTHBENCH_JOBS`` processes, else every core — always at most ``cores`` (default: the
+    divided among ``$SYNTHBENCH_WORKERS`` processes, else every core — always at most ``cores`` (default: the
     cores this process may use) and at least 1."""
     cores = usable_cores() if cores is None else max(1, cores)
     env = os.environ if env is None else env
@@ -55,7 +55,7 @@ def thread_budget(
     threads = _positive(env, THREADS_ENV)
     if threads is not None:
         return min(threads, cores)
-    jobs = _positive(env, JOBS_ENV)
+    jobs = _positive(env, WORKERS_ENV)
     if jobs is not None:
         return max(1, cores // jobs)
     return cores

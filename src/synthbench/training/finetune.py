@@ -47,7 +47,7 @@ def available_cores() -> int:
 
 def set_torch_threads(params: TrainParams) -> int:
     """torch's intra-op threads: ``train.torch_threads``, or (null) what :func:`synthbench.threads.thread_budget`
-    allows this process (its CPU affinity, ``$SYNTHBENCH_THREADS``, ``$SYNTHBENCH_JOBS``). Returns the count."""
+    allows this process (its CPU affinity, ``$SYNTHBENCH_THREADS``, ``$SYNTHBENCH_WORKERS``). Returns the count."""
     import torch
 
     threads = thread_budget(params.torch_threads)
