@@ -8,7 +8,7 @@ import os
 import pytest
 
 from synthbench.errors import ConfigError
-from synthbench.threads import WORKERS_ENV, THREADS_ENV, thread_budget, usable_cores
+from synthbench.threads import THREADS_ENV, WORKERS_ENV, thread_budget, usable_cores
 
 
 def test_usable_cores_is_the_affinity_mask() -> None:

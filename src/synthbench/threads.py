@@ -3,8 +3,8 @@ process may use (its CPU affinity, which containers, ``taskset`` and cgroups' cp
 other processes of one budget.
 
 - ``SYNTHBENCH_THREADS=N``: this process's threads, at most (e.g. ``1`` for each of two queued experiments);
-- ``SYNTHBENCH_WORKERS=J``: J processes share the cores (``dvc queue start -j J``; the name main's sweep uses): each gets
-  ``cores // J`` (at least 1);
+- ``SYNTHBENCH_WORKERS=J``: J processes share the cores (``dvc queue start -j J``; the sweep's variable):
+  each gets ``cores // J`` (at least 1);
 - an explicit param (``generate.endpoint.n_threads``, ``train.torch_threads``) wins, capped at the cores.
 
 More threads than cores never helps a compute-bound engine: they wait on each other (llama.cpp's threads meet at a
