@@ -61,6 +61,7 @@ def base_params(server: ServerHandle) -> dict[str, Any]:
         "seed": 0,
         "tasks": ["tiny"],
         "custom_tasks": {"tiny": "tiny.yaml"},
+        "task_files": {"specs": ".", "data": "."},
         "generate": {
             "endpoint": {
                 "kind": "openai",
@@ -161,7 +162,38 @@ def write_project(root: Path, server: ServerHandle, case: Case) -> set[Path]:
         else:
             _write(path, content)
         inputs.add(path)
+    _write_snapshot(root)
     return inputs
+
+
+PREPARE = ("prepare", "--task", "tiny")
+
+
+def _write_snapshot(root: Path) -> None:
+    """What prepare saves of a valid spec (task.json, labels.json), which generate reads; none for a spec that
+    does not load: prepare is the stage that reads (and refuses) a spec, before anything is paid."""
+    from synthbench.errors import SynthbenchError
+    from synthbench.layout import Layout
+    from synthbench.tasks import load_task
+    from synthbench.tasks.snapshot import write_task_snapshot
+
+    try:
+        custom = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))["custom_tasks"]
+        spec = load_task("tiny", {"tiny": str(root / custom["tiny"])})
+    except (SynthbenchError, OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return
+    layout = Layout(root)
+    write_task_snapshot(spec, layout.task_spec("tiny"))
+    layout.labels("tiny").write_text(json.dumps(spec.label_names), encoding="utf-8")
+
+
+def stage_args(case: Case, root: Path) -> tuple[str, ...]:
+    """The case's command; a generate case whose spec does not load runs prepare, the first stage reading it."""
+    from synthbench.layout import Layout
+
+    if case.args[:1] == ("generate",) and not Layout(root).task_spec("tiny").exists():
+        return PREPARE
+    return case.args
 
 
 def _write(path: Path, content: str | bytes) -> None:

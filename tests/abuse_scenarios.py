@@ -244,6 +244,7 @@ DVC_YAML = """stages:
   generate:
     cmd: synthbench generate --task tiny --mode zero_shot
     deps:
+      - data/real/tiny/task.json
       - data/real/tiny/train.jsonl
     params:
       - seed

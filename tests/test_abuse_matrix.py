@@ -34,6 +34,7 @@ from tests.abuse_harness import (
     reap,
     run,
     secret_hits,
+    stage_args,
     start,
     write_project,
 )
@@ -397,11 +398,11 @@ def test_abuse(case: Case, server: ServerHandle, tmp_path: Path) -> None:
         outcome = (
             scenario_runner(case.scenario)(tmp_path, server, case)
             if case.scenario
-            else run(tmp_path, case.id, *case.args)
+            else run(tmp_path, case.id, *stage_args(case, tmp_path))
         )
         if case.rerun_pays_nothing:
             paid = server.stats()["answered"]
-            again = run(tmp_path, case.id, *case.args)
+            again = run(tmp_path, case.id, *stage_args(case, tmp_path))
             assert server.stats()["answered"] == paid, "the re-run paid again"
             assert again.code == case.expect and "Traceback" not in again.text
         server.wait_idle()

@@ -106,19 +106,34 @@ def _echo_json(payload: Any) -> None:
     typer.echo(json.dumps(payload, indent=2, default=str))
 
 
-def _spec(task: str) -> Any:
+def _spec(task: str, params: Path) -> Any:
     """A task's spec as prepare saved it: what every stage after prepare reads (and declares in dvc.yaml)."""
     from synthbench.layout import LAYOUT
     from synthbench.tasks.snapshot import read_task_snapshot
 
+    _known_task(task, params, LAYOUT.task_spec(task))
     return read_task_snapshot(LAYOUT.task_spec(task))
 
 
-def _labels(task: str) -> list[str]:
+def _known_task(task: str, params: Path, snapshot: Path) -> None:
+    """A task with no snapshot that params.yaml does not list is a typo: say so (did you mean …) rather than
+    'run prepare' (params are read only on this error path, so no stage reads a key it does not declare)."""
+    if snapshot.exists():
+        return
+    from synthbench.errors import ConfigError
+    from synthbench.registry import Registry
+
+    tasks = list(_params(params).tasks)
+    if task not in tasks:
+        raise ConfigError(Registry("task", "fix --task or params.yaml tasks", dict.fromkeys(tasks)).unknown(task))
+
+
+def _labels(task: str, params: Path) -> list[str]:
     """A task's label names as prepare saved them: all that training reads of the spec."""
     from synthbench.data.io import read_json
     from synthbench.layout import LAYOUT
 
+    _known_task(task, params, LAYOUT.labels(task))
     return list(read_json(LAYOUT.labels(task)))
 
 
@@ -152,7 +167,7 @@ def generate(
         from synthbench.generation.stage import run_generate
 
         loaded = _params(params)
-        return run_generate(task, mode, seed=loaded.seed, generate=loaded.generate, spec=_spec(task))
+        return run_generate(task, mode, seed=loaded.seed, generate=loaded.generate, spec=_spec(task, params))
 
     summary = _run(stage)
     client = summary.client
@@ -175,7 +190,7 @@ def train(
 
     def run() -> Any:
         p = _params(params)
-        return run_train(task, _labels(task), condition, backbone, train=p.train, tracking_params=p.tracking)
+        return run_train(task, _labels(task, params), condition, backbone, train=p.train, tracking_params=p.tracking)
 
     manifest = _run(run)
     typer.echo(
@@ -221,7 +236,7 @@ def analyze(params: ParamsOption = Path("params.yaml")) -> None:
         p = _params(params)
         tasks = list(p.tasks)
         study = Study(tasks=tasks, modes=list(p.modes), conditions=list(p.conditions), backbones=list(p.backbones),
-                      seed=p.seed, specs={task: _spec(task) for task in tasks}, settings=p.analysis)
+                      seed=p.seed, specs={task: _spec(task, params) for task in tasks}, settings=p.analysis)
         return run_analyze(study)
 
     result = _run(run)
@@ -246,9 +261,10 @@ def list_tasks(params: ParamsOption = Path("params.yaml")) -> None:
 
 
 def _journal_path(params: Path) -> Path:
-    from synthbench.generation.stage import journal_path
+    """The journal: ``$SYNTHBENCH_JOURNAL`` or ``generate.journal`` (see :mod:`synthbench.stores`)."""
+    from synthbench.stores import journal_path
 
-    return journal_path(_params(params).generate)
+    return journal_path(_params(params).generate.journal)
 
 
 @cache_app.command("stats")
@@ -356,6 +372,23 @@ def export(
     result = _run(lambda: export_dataset(task, mode, _params(params), LAYOUT, out, push_to_hub, private))
     typer.echo(f"exported {result['n_rows']} rows ({result['dropped']} dropped in review) to {result['path']}"
                + (f"; pushed to {result['pushed']}" if result["pushed"] else ""))
+
+
+@cache_app.command("merge")
+def cache_merge(
+    sources: Annotated[list[Path], typer.Argument(help="Other machines' journal.sqlite files.")],
+    into: Annotated[Path | None, typer.Option(help="Destination journal; default: this project's.")] = None,
+    params: ParamsOption = Path("params.yaml"),
+) -> None:
+    """Merge other machines' journals into this one: every answer once, none lost (a shared key keeps ours)."""
+    from synthbench.generation.journal_merge import merge_journals
+
+    destination = into or _run(lambda: _journal_path(params))
+    for report in _run(lambda: merge_journals(destination, sources)):
+        typer.echo(
+            f"{report.source}: {report.answers} answers, {report.added} new, {report.already_present} already "
+            f"here ({report.differing} with another text: kept this journal's); {report.batch_jobs_added} batch jobs"
+        )
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synthbench import stores
 from synthbench.conditions import GENERATION_MODES, REAL, curve_condition, mix_condition
 from synthbench.errors import ConfigError
 from synthbench.schema import StrictModel, first_error
@@ -210,14 +211,15 @@ class TrackingParams(_Section):
 
     @property
     def resolved_uri(self) -> str:
-        """``MLFLOW_TRACKING_URI`` when set, else ``uri``."""
-        return os.environ.get("MLFLOW_TRACKING_URI") or self.uri
+        """``MLFLOW_TRACKING_URI`` when set, else ``uri``; a relative SQLite store inside a DVC experiment copy
+        is refused (:func:`synthbench.stores.tracking_uri`)."""
+        return stores.tracking_uri(self.uri)
 
 
 class AnalysisParams(_Section):
     """What the report analyses beyond Table 1 (section ``analysis``). Paths are relative to the project root."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)  # read-only settings of one analyze run
 
     comparisons_csv: str | None = Field(
         default=None,

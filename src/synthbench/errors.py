@@ -4,61 +4,51 @@ from __future__ import annotations
 
 
 class SynthbenchError(Exception):
-    """Base class: the message is one line that names the file/key and the fix."""
+    """Base class: the message is one line that names the file/key and the fix. Each subclass states its exit
+    code in its class line (``class ConfigError(SynthbenchError, exit_code=2)``)."""
 
     exit_code = 1
 
+    def __init_subclass__(cls, exit_code: int | None = None, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
-class ConfigError(SynthbenchError):
+
+class ConfigError(SynthbenchError, exit_code=2):
     """params.yaml, a task spec or a CLI option is wrong."""
 
-    exit_code = 2
 
-
-class DataError(SynthbenchError):
+class DataError(SynthbenchError, exit_code=3):
     """A data file or source is missing, malformed or inconsistent with its task."""
 
-    exit_code = 3
 
-
-class EndpointError(SynthbenchError):
+class EndpointError(SynthbenchError, exit_code=4):
     """An LLM endpoint is unreachable, refuses us, or answers in a way we cannot use."""
 
-    exit_code = 4
 
-
-class BudgetExceeded(SynthbenchError):
+class BudgetExceeded(SynthbenchError, exit_code=5):
     """Generation stopped before exceeding its cost budget; the journal keeps the work done so far."""
 
-    exit_code = 5
 
-
-class TrainingError(SynthbenchError):
+class TrainingError(SynthbenchError, exit_code=6):
     """Fine-tuning cannot run as configured (backbone, labels, split, memory)."""
 
-    exit_code = 6
 
-
-class JournalError(SynthbenchError):
+class JournalError(SynthbenchError, exit_code=7):
     """The answer journal cannot be opened or read (corrupt, truncated, locked, unwritable)."""
 
-    exit_code = 7
 
-
-class Interrupted(SynthbenchError):
+class Interrupted(SynthbenchError, exit_code=130):
     """SIGINT or SIGTERM: the answers that arrived are journaled; ``exit_code`` is 128 + the signal."""
-
-    exit_code = 130
 
     def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
 
 
-class ShortLabels(SynthbenchError):
+class ShortLabels(SynthbenchError, exit_code=8):
     """A label fell short of ``generate.per_label`` (and ``generate.allow_short`` is off): nothing is written."""
-
-    exit_code = 8
 
 
 class BatchPending(SynthbenchError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from synthbench import sweep
 from synthbench.config import TrackingParams
 from synthbench.errors import ConfigError
 
@@ -60,6 +61,7 @@ def run_tags(task: str, condition: str, backbone: str, dataset_md5: str, stage: 
         TAG_BACKBONE: backbone,
         TAG_DATASET_MD5: dataset_md5,
         TAG_STAGE: stage,
+        **sweep.provenance_tags(),  # DVC_EXP_NAME and the git SHA: one store holds a whole sweep's runs
     }
 
 

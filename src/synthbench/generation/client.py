@@ -132,7 +132,9 @@ class ChatClient:
                 if held and not claimed:
                     await asyncio.sleep(LEASE_POLL_S)  # another process is asking: its answers will come
                 awaited.update(held)
-                waiting = held
+                # Everything still unanswered: the held keys, and any key another process journaled between
+                # the journal read above and the claim (claim skips it; the next read hands it on).
+                waiting = [key for key in waiting if key not in results]
         finally:
             self.stats.waited_for_others += len(awaited)
             self.stats.wall_s += time.monotonic() - started

@@ -8,7 +8,6 @@ the stage before anything is written (unless ``generate.allow_short``)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import sys
 import time
 from collections import defaultdict
@@ -34,9 +33,8 @@ from synthbench.generation.strategies import GenerationStrategy, make_strategy
 from synthbench.layout import LAYOUT, Layout
 from synthbench.records import GenerationSummary
 from synthbench.redact import redact_url
+from synthbench.stores import journal_path
 from synthbench.tasks.spec import TaskSpec
-
-JOURNAL_ENV = "SYNTHBENCH_JOURNAL"  # overrides generate.journal: one journal shared by worktrees/queued exps
 
 
 def run_generate(
@@ -52,7 +50,7 @@ def run_generate(
         label_names=spec.label_names,
         near_duplicate_threshold=generate.near_duplicate_threshold,
     )
-    with open_endpoint(generate.endpoint) as base_url, Journal(journal_path(generate)) as journal:
+    with open_endpoint(generate.endpoint) as base_url, Journal(journal_path(generate.journal, layout.root)) as journal:
         client = answerer(generate, endpoint_config(generate, base_url), journal)
         target = plan.per_label * len(spec.label_names)
         with progress_bar(f"{task}/{mode} accepted", target) as show:
@@ -130,10 +128,6 @@ def public_endpoint(endpoint: EndpointParams) -> str:
             return f"embedded llama-server (127.0.0.1, {endpoint.parallel} slots)"
         return "embedded llama.cpp server (127.0.0.1)"
     return redact_url(endpoint.base_url or DEFAULT_BASE_URL)
-
-
-def journal_path(generate: GenerateParams) -> Path:
-    return Path(os.environ.get(JOURNAL_ENV) or generate.journal)
 
 
 def endpoint_config(generate: GenerateParams, base_url: str | None) -> EndpointConfig:

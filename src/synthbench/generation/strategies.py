@@ -8,6 +8,7 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from synthbench.data.io import stable_hash
 from synthbench.tasks.spec import TaskSpec
@@ -136,19 +137,10 @@ class FewShot(GenerationStrategy):
     name = "few_shot"
 
     def __init__(
-        self,
-        spec: TaskSpec,
-        *,
-        seed: int,
-        diversity_every: int,
-        diversity_examples: int,
-        real_by_label: Mapping[str, Sequence[str]],
-        k: int,
-        max_words: int,
+        self, spec: TaskSpec, *, real_by_label: Mapping[str, Sequence[str]], k: int, max_words: int, **common: Any
     ) -> None:
-        super().__init__(
-            spec, seed=seed, diversity_every=diversity_every, diversity_examples=diversity_examples
-        )
+        """``common``: the base strategy's keyword arguments (seed, diversity_every, diversity_examples)."""
+        super().__init__(spec, **common)
         self.real_by_label = {label: list(texts) for label, texts in real_by_label.items()}
         self.k = k
         self.max_words = max_words
