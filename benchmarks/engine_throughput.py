@@ -146,7 +146,7 @@ def main() -> None:
           "ratio |\n|---|---|---|---|---|")
     few = requests[: args.latency_requests]
     counts = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
-    for (name, kwargs), n_threads in [(engine, n) for n in counts for engine in (
+    for (name, kwargs), n_threads in [] if not few else [(engine, n) for n in counts for engine in (
             ("llama-cpp-python", {}),
             ("llama-server", {"engine": "llama-server", "binary": binary / "llama-server", "parallel": 1}))]:
         with embedded_server(model, alias=ALIAS, n_ctx=2048, n_threads=n_threads,
