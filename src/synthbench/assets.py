@@ -45,6 +45,17 @@ PINNED_WHEELS: dict[str, PinnedWheel] = {
     ),
 }
 
+# Source distributions read for what they carry (fetched with ``--no-binary``): llama-cpp-python's sdist holds
+# llama.cpp's own tree (``vendor/llama.cpp``), from which the ``llama-server`` engine is built.
+PINNED_SDISTS: dict[str, PinnedWheel] = {
+    "llama-cpp-python": PinnedWheel(
+        "llama-cpp-python",
+        "0.3.36",
+        "832db0699007f1be95a7e41ef12e88926b02ba836461e36a36372db2760c1a2e",
+        "llama_cpp_python-0.3.36.tar.gz",
+    ),
+}
+
 
 def cache_dir() -> Path:
     """``$SYNTHBENCH_CACHE`` or ``~/.cache/synthbench``: shared by every checkout on the machine."""
@@ -64,8 +75,16 @@ def _sha256(path: Path) -> str:
 
 def fetch_wheel(project: str) -> Path:
     """Return the verified local path of a pinned wheel, downloading it once into the cache."""
-    pin = PINNED_WHEELS[project]
-    target = cache_dir() / "wheels" / pin.filename
+    return _fetch_pinned(PINNED_WHEELS[project], "--only-binary=:all:", "wheels")
+
+
+def fetch_sdist(project: str) -> Path:
+    """Return the verified local path of a pinned source distribution, downloading it once into the cache."""
+    return _fetch_pinned(PINNED_SDISTS[project], "--no-binary=:all:", "sdists")
+
+
+def _fetch_pinned(pin: PinnedWheel, kind_flag: str, folder: str) -> Path:
+    target = cache_dir() / folder / pin.filename
     if target.exists() and _sha256(target) == pin.sha256:
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -76,7 +95,7 @@ def fetch_wheel(project: str) -> Path:
             "pip",
             "download",
             "--no-deps",
-            "--only-binary=:all:",
+            kind_flag,
             "--quiet",
             "--disable-pip-version-check",
             "-d",

@@ -57,6 +57,45 @@ class EndpointParams(_Section):
     tpm: float | None = Field(default=None, gt=0)
     n_ctx: int = Field(default=2048, ge=256, description="Context window of the embedded server (tokens).")
     startup_timeout_s: float = Field(default=120.0, gt=0)
+    engine: Literal["llama-cpp-python", "llama-server"] = Field(
+        default="llama-cpp-python",
+        description="kind embedded: llama-cpp-python's server (one request at a time), or llama.cpp's own "
+        "llama-server (parallel slots, continuous batching, prompt-prefix reuse; built once per machine from the "
+        "pinned llama-cpp-python sdist, needs cmake and a C++ compiler). The client then sends `parallel` "
+        "requests at once.",
+    )
+    parallel: int = Field(default=4, ge=1, le=64, description="llama-server: slots (requests served at once).")
+    prefix_reuse: bool = Field(
+        default=True, description="llama-server: keep each slot's prompt in cache for the next request sharing it."
+    )
+    n_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="Embedded engine threads; null: the cores this process may use, or $SYNTHBENCH_THREADS, or "
+        "those cores divided by $SYNTHBENCH_WORKERS (synthbench.threads); a number is capped at the cores.",
+    )
+    mode: Literal["online", "batch"] = Field(
+        default="online",
+        description="online: chat requests answered now; batch: the OpenAI Batch API (half price, answered "
+        "within 24 h; kind openai only). Batch ids are journaled: an interrupted run resumes the same batch.",
+    )
+    batch_wait: bool = Field(
+        default=True,
+        description="Batch mode: wait for the batch (polling with backoff); false: exit non-zero with "
+        "'batch <id> pending' and resume on the next `dvc repro`.",
+    )
+    batch_poll_s: float = Field(
+        default=30.0, gt=0, description="Batch mode: first pause between polls (s); ×1.5 per poll, ≤ 600 s."
+    )
+
+    @model_validator(mode="after")
+    def _batch_needs_a_batch_api(self) -> EndpointParams:
+        if self.mode == "batch" and self.kind != "openai":
+            raise ValueError(
+                "generate.endpoint.mode: batch needs kind: openai (an endpoint with the Batch API); the "
+                "embedded server answers online only"
+            )
+        return self
 
     @field_validator("api_key_env")
     @classmethod
@@ -139,7 +178,11 @@ class TrainParams(_Section):
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field(
         default="auto", description="auto = bf16 (else fp16) on a CUDA GPU, fp32 on CPU."
     )
-    torch_threads: int | None = Field(default=None, ge=1, description="Default: the cores this process may use.")
+    torch_threads: int | None = Field(
+        default=None, ge=1,
+        description="null: the cores this process may use (CPU affinity), or $SYNTHBENCH_THREADS, or those cores "
+        "divided by $SYNTHBENCH_WORKERS (synthbench.threads); a number is capped at the cores.",
+    )
 
     @field_validator("seeds")
     @classmethod

@@ -51,6 +51,18 @@ class ShortLabels(SynthbenchError, exit_code=8):
     """A label fell short of ``generate.per_label`` (and ``generate.allow_short`` is off): nothing is written."""
 
 
+class BatchPending(SynthbenchError):
+    """Batch mode with ``generate.endpoint.batch_wait: false``: the batch is submitted (its id journaled) but not
+    done yet; a later re-run resumes it without submitting anything again."""
+
+    exit_code = 9
+
+
+class MostlyRejected(ShortLabels):
+    """The first answers of a stage were nearly all rejected: stopped early instead of spending the whole
+    attempt budget on a prompt or filter setting that cannot work (exit code as for short labels)."""
+
+
 def translate_library_error(exc: BaseException) -> SynthbenchError:
     """A library's exception that reached the CLI, as one of ours: named by its file when it has one. The
     stages convert what they can at the edge; this is the net under them, so no traceback ever reaches a user."""

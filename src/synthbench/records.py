@@ -65,6 +65,10 @@ class GenerationSummary(Record):
     n_rows: int
     client: dict[str, Any] = Field(description="ChatClient statistics: calls, cached, tokens, cost (USD).")
     wall_seconds: float
+    endpoint_mode: str = Field(default="online", description="online (chat requests) or batch (Batch API).")
+    price_factor: float = Field(
+        default=1.0, description="Price paid per token as a share of the synchronous price (0.5: Batch API)."
+    )
 
 
 # --- train -------------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ def render_card(
         f"| rejected by reason | {summary['rejected'] or 'none'} |",
         f"| calls made / answered from journal | {client.get('calls_made', '?')} / {client.get('cached', '?')} |",
         f"| tokens in / out | {client.get('prompt_tokens', '?')} / {client.get('completion_tokens', '?')} |",
-        f"| cost (USD) | {client.get('cost_usd', 0.0)} |",
+        f"| cost (USD) | {client.get('cost_usd', 0.0)}{_price_note(summary)} |",
         f"| wall time (s) | {summary['wall_seconds']} |",
         "",
         "## Prompt (first request of the first label)",
@@ -44,3 +44,9 @@ def render_card(
         "",
     ]
     return redact("\n".join(lines))
+
+
+def _price_note(summary: dict) -> str:
+    if summary.get("endpoint_mode") == "batch":
+        return f" at the Batch API price ({summary.get('price_factor', 0.5):g} × the synchronous price)"
+    return ""

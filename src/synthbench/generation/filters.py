@@ -155,14 +155,10 @@ class QualityFilter:
             cached = self._example_signatures[normalised] = self.signature(normalised)
         return cached
 
-    def check(
-        self, raw_text: str, *, examples: Iterable[str] = (), finish_reason: str | None = None
-    ) -> tuple[str | None, str | None]:
-        """Return (cleaned text, None) if accepted, else (None, rejection reason).
-
-        Exact checks come first, so a text equal to an accepted one (after normalisation) is a ``duplicate``
-        and one equal to an example is ``copied_example``; only then are near-duplicates looked for.
-        """
+    def precheck(self, raw_text: str, *, finish_reason: str | None = None) -> tuple[str | None, str | None]:
+        """The checks of one answer on its own (no memory of other texts): (cleaned text, None), or (None,
+        reason) for an unusable, invalid, structured, empty, refusal, too short or too long answer. Pure: the
+        progress line runs it on each answer as it arrives."""
         if finish_reason is not None and finish_reason.startswith("unusable:"):
             return None, REJECT_UNUSABLE
         if _CONTROL.search(raw_text):
@@ -179,6 +175,19 @@ class QualityFilter:
             return None, REJECT_TOO_SHORT
         if self.max_words is not None and n_words > self.max_words:
             return None, REJECT_TOO_LONG
+        return text, None
+
+    def check(
+        self, raw_text: str, *, examples: Iterable[str] = (), finish_reason: str | None = None
+    ) -> tuple[str | None, str | None]:
+        """Return (cleaned text, None) if accepted, else (None, rejection reason).
+
+        Exact checks come first, so a text equal to an accepted one (after normalisation) is a ``duplicate``
+        and one equal to an example is ``copied_example``; only then are near-duplicates looked for.
+        """
+        text, reason = self.precheck(raw_text, finish_reason=finish_reason)
+        if text is None:
+            return None, reason
         key = normalise_for_dedupe(text)
         example_keys = [normalise_for_dedupe(example) for example in examples]
         if key in example_keys:

@@ -3,19 +3,27 @@ accepted in earlier rounds), answered through the journaled client, filtered in 
 label has ``per_label`` accepted texts or reaches its attempt bound.
 
 A round is ``diversity_every`` requests per label, at most ``MAX_ROUND`` (also when the diversity prompt is off):
-planning never runs ahead of sending, whatever ``per_label`` is."""
+planning never runs ahead of sending, whatever ``per_label`` is.
+
+In batch mode (``generate.endpoint.mode: batch``) a round is each label's whole remaining need: one Batch API job
+(split at 50,000 lines) per round, since every round waits for its batch (up to 24 h). The first batch therefore
+carries no diversity prompt (nothing is accepted yet to quote); the top-up batches for rejected answers quote the
+texts accepted so far, as online rounds do."""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from synthbench.config import GenerateParams
-from synthbench.generation.client import ChatClient, ChatRequest
+from synthbench.generation.client import ChatRequest
 from synthbench.generation.filters import QualityFilter
+from synthbench.generation.journal import Completion
+from synthbench.generation.progress import ProgressWatch
+from synthbench.generation.requests import OnResult
 from synthbench.generation.strategies import FewShot, GenerationStrategy, SampleSlot, request_key
 from synthbench.tasks.spec import TaskSpec
 
@@ -45,6 +53,8 @@ class Plan:
         strategy: GenerationStrategy,
         model_id: str,
         generate: GenerateParams,
+        *,
+        batch: bool = False,
     ) -> Plan:
         length = spec.prompt.length_words
         # ~1.3 tokens per English word; small models overrun word limits, so the token cap bounds cost.
@@ -63,7 +73,7 @@ class Plan:
             sampling,
             generate.per_label,
             math.ceil(generate.per_label * generate.max_attempts_factor),
-            min(every if every > 0 else generate.per_label, MAX_ROUND),
+            generate.per_label if batch else min(every if every > 0 else generate.per_label, MAX_ROUND),
         )
 
     def request(self, slot: SampleSlot, previous: list[str]) -> ChatRequest:
@@ -97,10 +107,27 @@ class Outcome:
         return [label for label, rows in self.accepted.items() if len(rows) < per_label]
 
 
+class Answerer(Protocol):
+    """What answers a round: the online ``ChatClient`` or the Batch API's ``BatchRunner``."""
+
+    def run(
+        self, requests: Sequence[ChatRequest], on_result: OnResult | None = None
+    ) -> dict[str, Completion]: ...
+
+
+def prefix_order(requests: Sequence[ChatRequest]) -> list[ChatRequest]:
+    """The requests in the order to send them: those sharing a prompt prefix (system prompt, then the user
+    prompt's text: instructions, label, style, few-shot examples) next to each other, so a server that keeps a
+    slot's prompt cache (llama-server, vLLM's prefix caching) reads the shared part once. Answers are still
+    filtered in plan order: the dataset does not depend on this order."""
+    return sorted(requests, key=lambda r: [m.get("content", "") for m in r.messages])
+
+
 def collect(
-    plan: Plan, client: ChatClient, quality: QualityFilter, progress: Callable[[int], None] = lambda n: None
+    plan: Plan, client: Answerer, quality: QualityFilter, watch: ProgressWatch | None = None
 ) -> Outcome:
-    """Run rounds until every label is full or out of attempts; ``progress(accepted so far)`` after each."""
+    """Run rounds until every label is full or out of attempts. ``watch`` sees each answer as it arrives (and
+    may stop the stage early) and the accepted count after each round."""
     labels = plan.spec.label_names
     out = Outcome({label: [] for label in labels}, dict.fromkeys(labels, 0))
     out.rejected_per_label = {label: Counter() for label in labels}
@@ -116,7 +143,7 @@ def collect(
                 batch.append((slot, plan.request(slot, previous)))
         if not batch:
             return out
-        answers = client.run([request for _, request in batch])
+        answers = client.run(prefix_order([request for _, request in batch]), watch.on_result if watch else None)
         # Accept in plan order, not arrival order: the dataset must not depend on network timing.
         for slot, request in batch:
             examples = plan.strategy.examples_for(slot) if isinstance(plan.strategy, FewShot) else []
@@ -138,4 +165,5 @@ def collect(
                         "request_key": request.key,
                     }
                 )
-        progress(len(out.rows))
+        if watch is not None:
+            watch.round_done(len(out.rows))

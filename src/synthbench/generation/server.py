@@ -1,6 +1,12 @@
-"""The embedded default endpoint: llama-cpp-python's OpenAI-compatible server on a free 127.0.0.1 port,
-serving SmolLM2-135M-Instruct from its PyPI wheel. Started, waited for, and stopped by PID — also on error,
+"""The embedded default endpoint: an OpenAI-compatible server on a free 127.0.0.1 port serving
+SmolLM2-135M-Instruct from its PyPI wheel — llama-cpp-python's (``engine: llama-cpp-python``) or llama.cpp's own
+``llama-server`` (``engine: llama-server``: parallel slots, continuous batching, a slot's prompt prefix reused;
+built by :mod:`synthbench.generation.llama_build`). Started, waited for, and stopped by PID — also on error,
 Ctrl-C or SIGTERM — so no server outlives the stage.
+
+Threads: ``n_threads`` for prompt and generation (default :func:`synthbench.threads.thread_budget`: never more
+than the cores this process may use), and llama-server waits for work without polling (``--poll 0``), so a
+shared machine is not burned by spinning threads.
 
 Tied to the stage's lifetime twice over, since ``finally`` never runs after a ``kill -9``: the kernel sends it
 SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``, Linux), and a watchdog thread inside it reads a pipe
@@ -25,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from synthbench.errors import EndpointError
-from synthbench.sweep import threads_per_worker
+from synthbench.threads import thread_budget
 
 
 def free_port() -> int:
@@ -77,6 +83,73 @@ sys.argv[0] = "llama_cpp.server"
 runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 """
 
+# The same watchdog around a binary (llama-server): it runs the binary as its child, in its process group, and
+# exits with its code; SIGTERM/SIGINT reach both through the group (the binary handles them itself).
+_WATCHDOG_EXEC = """
+import ctypes, os, signal, subprocess, sys, threading
+fd = int(sys.argv[1])
+def watch():
+    try:
+        while os.read(fd, 1):
+            pass
+    except OSError:
+        pass
+    os.killpg(os.getpgid(0), signal.SIGKILL)
+threading.Thread(target=watch, daemon=True).start()
+for signum in (signal.SIGTERM, signal.SIGINT):
+    signal.signal(signum, lambda *_: None)  # the group's signal reaches the binary too; wait for it to end
+prctl = ctypes.CDLL(None, use_errno=True).prctl
+me = os.getpid()
+def tie():
+    prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with this wrapper
+    if os.getppid() != me:
+        os._exit(1)
+child = subprocess.Popen(sys.argv[2:], preexec_fn=tie, close_fds=True)
+while True:
+    try:
+        sys.exit(child.wait())
+    except InterruptedError:
+        continue
+"""
+
+ENGINES = ("llama-cpp-python", "llama-server")
+CACHE_REUSE_TOKENS = 64  # llama-server: shortest chunk of a slot's cached prompt reused by KV shifting
+
+
+def llama_server_args(
+    binary: str | Path,
+    model_path: str | Path,
+    *,
+    alias: str,
+    port: int,
+    n_ctx: int,
+    threads: int,
+    parallel: int,
+    prefix_reuse: bool,
+) -> list[str]:
+    """llama-server's command line: ``parallel`` slots of ``n_ctx`` tokens each (continuous batching), ``threads``
+    for prompt and generation, no polling for work (``--poll 0``: idle threads sleep instead of spinning), and
+    each slot's prompt cache kept for the next request sharing its prefix (or none without ``prefix_reuse``)."""
+    args = [
+        str(binary),
+        "--model", str(model_path),
+        "--alias", alias,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--ctx-size", str(n_ctx * parallel),  # shared by the slots: each gets n_ctx
+        "--parallel", str(parallel),
+        "--cont-batching",
+        "--threads", str(threads),
+        "--threads-batch", str(threads),
+        "--poll", "0",
+        "--no-webui",
+    ]
+    if prefix_reuse:
+        args += ["--cache-prompt", "--cache-reuse", str(CACHE_REUSE_TOKENS)]
+    else:
+        args += ["--no-cache-prompt", "--cache-ram", "0"]
+    return args
+
 
 def die_with_parent(signum: int = signal.SIGKILL, parent: int | None = None) -> None:
     """Ask the kernel to send ``signum`` to this process when its parent dies (Linux; elsewhere a no-op). As a
@@ -97,29 +170,49 @@ def embedded_server(
     n_ctx: int = 2048,
     startup_timeout_s: float = 120.0,
     n_threads: int | None = None,
+    engine: str = "llama-cpp-python",
+    binary: str | Path | None = None,
+    parallel: int = 1,
+    prefix_reuse: bool = True,
 ) -> Iterator[str]:
-    """Run ``python -m llama_cpp.server`` for the block; yields its base URL (``http://127.0.0.1:P/v1``)."""
+    """Run the embedded server for the block; yields its base URL (``http://127.0.0.1:P/v1``).
+
+    ``engine``: ``llama-cpp-python`` (``python -m llama_cpp.server``, one request at a time) or ``llama-server``
+    (``binary``, with ``parallel`` slots of ``n_ctx`` tokens each and, with ``prefix_reuse``, each slot's
+    prompt cache reused by the next request that shares its prefix)."""
+    if engine not in ENGINES:
+        raise EndpointError(f"unknown embedded engine {engine!r}; use one of {', '.join(ENGINES)}")
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="synthbench-llama-", suffix=".log", delete=False)  # noqa: SIM115
     watch_read, watch_write = os.pipe()  # the child inherits the read end only (pass_fds)
-    cmd = [
-        sys.executable,
-        "-c",
-        _WATCHDOG,
-        str(watch_read),
-        "--model",
-        str(model_path),
-        "--model_alias",
-        alias,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        str(n_ctx),
-        "--n_threads",
-        str(n_threads or threads_per_worker()),  # a share of the cores under -j N
-    ]
+    threads = thread_budget(n_threads)
+    if engine == "llama-server":
+        if binary is None:
+            raise EndpointError("engine llama-server needs the llama-server binary (llama_build.ensure_built())")
+        cmd = [sys.executable, "-c", _WATCHDOG_EXEC, str(watch_read),
+               *llama_server_args(binary, model_path, alias=alias, port=port, n_ctx=n_ctx, threads=threads,
+                                  parallel=parallel, prefix_reuse=prefix_reuse)]
+    else:
+        cmd = [
+            sys.executable,
+            "-c",
+            _WATCHDOG,
+            str(watch_read),
+            "--model",
+            str(model_path),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+        ]
     base_url = f"http://127.0.0.1:{port}/v1"
     # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.
     process = subprocess.Popen(
@@ -137,12 +230,12 @@ def embedded_server(
             if process.poll() is not None:
                 lines = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
                 raise EndpointError(
-                    f"embedded llama.cpp server exited with code {process.returncode} ({lines[0][:200]}); "
+                    f"embedded {engine} server exited with code {process.returncode} ({lines[0][:200]}); "
                     f"log: {log.name}"
                 )
             if time.monotonic() > deadline:
                 raise EndpointError(
-                    f"embedded llama.cpp server did not answer within {startup_timeout_s:.0f} s; raise "
+                    f"embedded {engine} server did not answer within {startup_timeout_s:.0f} s; raise "
                     f"generate.endpoint.startup_timeout_s (log: {log.name})"
                 )
             time.sleep(0.25)

@@ -8,22 +8,25 @@ the stage before anything is written (unless ``generate.allow_short``)."""
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
 from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl, write_jsonl, write_text
 from synthbench.errors import ConfigError, DataError, ShortLabels
+from synthbench.generation.batch import BATCH_DISCOUNT
+from synthbench.generation.batch_runner import BatchRunner
 from synthbench.generation.card import render_card
 from synthbench.generation.client import ChatClient
 from synthbench.generation.endpoint import DEFAULT_BASE_URL, EndpointConfig, remote_identity
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
+from synthbench.generation.llama_build import ensure_built
+from synthbench.generation.progress import ProgressWatch, Tally, progress_bar
 from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
 from synthbench.generation.strategies import GenerationStrategy, make_strategy
@@ -39,7 +42,8 @@ def run_generate(
 ) -> GenerationSummary:
     started = time.perf_counter()
     strategy = build_strategy(mode, spec, seed, generate, layout.real(task, "train"))
-    plan = Plan.build(task, mode, spec, strategy, model_identity(generate.endpoint), generate)
+    batch = generate.endpoint.mode == "batch"
+    plan = Plan.build(task, mode, spec, strategy, model_identity(generate.endpoint), generate, batch=batch)
     quality = QualityFilter(
         min_words=generate.min_words,
         max_words=generate.max_words or 3 * spec.prompt.length_words,
@@ -47,9 +51,12 @@ def run_generate(
         near_duplicate_threshold=generate.near_duplicate_threshold,
     )
     with open_endpoint(generate.endpoint) as base_url, Journal(journal_path(generate.journal, layout.root)) as journal:
-        client = ChatClient(endpoint_config(generate, base_url), journal)
-        with _progress(f"{task}/{mode} accepted", plan.per_label * len(spec.label_names)) as advance:
-            outcome = collect(plan, client, quality, advance)
+        client = answerer(generate, endpoint_config(generate, base_url), journal)
+        target = plan.per_label * len(spec.label_names)
+        with progress_bar(f"{task}/{mode} accepted", target) as show:
+            tally = Tally(target, plan.attempt_cap * len(spec.label_names), time.monotonic())
+            watch = ProgressWatch(f"{task}/{mode}", tally, quality, show, early_stop=not generate.allow_short)
+            outcome = collect(plan, client, quality, watch)
     summary = summarise(plan, outcome, client.stats.as_dict(), seed, generate.endpoint, started)
     check_complete(summary, outcome, allow_short=generate.allow_short)  # before anything is written
     write_jsonl(layout.synthetic(task, mode), outcome.rows)
@@ -57,6 +64,21 @@ def run_generate(
     card = render_card(summary, spec=spec, strategy=strategy, diversity_every=generate.diversity_every)
     write_text(layout.synthetic_card(task, mode), card)
     return summary
+
+
+def answerer(generate: GenerateParams, config: EndpointConfig, journal: Journal) -> ChatClient | BatchRunner:
+    """The online client, or the Batch API runner (its JSONL files beside the journal)."""
+    ep = generate.endpoint
+    if ep.mode != "batch":
+        return ChatClient(config, journal)
+    return BatchRunner(
+        config,
+        journal,
+        journal.path.parent / "batches",
+        wait=ep.batch_wait,
+        poll_s=ep.batch_poll_s,
+        say=lambda line: print(line, file=sys.stderr, flush=True),
+    )
 
 
 def build_strategy(
@@ -102,6 +124,8 @@ def model_identity(endpoint: EndpointParams) -> str:
 def public_endpoint(endpoint: EndpointParams) -> str:
     """The endpoint as it may be printed and stored: no credentials, no query string."""
     if endpoint.kind == "embedded":
+        if endpoint.engine == "llama-server":
+            return f"embedded llama-server (127.0.0.1, {endpoint.parallel} slots)"
         return "embedded llama.cpp server (127.0.0.1)"
     return redact_url(endpoint.base_url or DEFAULT_BASE_URL)
 
@@ -114,7 +138,8 @@ def endpoint_config(generate: GenerateParams, base_url: str | None) -> EndpointC
         api_key_env=ep.api_key_env,
         timeout_s=ep.timeout_s,
         max_retries=ep.max_retries,
-        concurrency=ep.concurrency,
+        # llama-server serves `parallel` requests at once: send that many (its slots are the limit, not 429s)
+        concurrency=ep.parallel if ep.kind == "embedded" and ep.engine == "llama-server" else ep.concurrency,
         rpm=ep.rpm,
         tpm=ep.tpm,
         price_in_per_mtok=generate.price_in_per_mtok,
@@ -125,15 +150,24 @@ def endpoint_config(generate: GenerateParams, base_url: str | None) -> EndpointC
 
 @contextlib.contextmanager
 def open_endpoint(endpoint: EndpointParams) -> Iterator[str | None]:
-    """Yield the base URL to talk to, starting (and afterwards stopping) the embedded server if asked."""
+    """Yield the base URL to talk to, starting (and afterwards stopping) the embedded server if asked (building
+    llama-server first, once per machine, when that engine is chosen)."""
     if endpoint.kind != "embedded":
         yield endpoint.base_url
         return
+    binary = None
+    if endpoint.engine == "llama-server":
+        binary = ensure_built() / "llama-server"
     with embedded_server(
         embedded_gguf_path(),
         alias=endpoint.model,
         n_ctx=endpoint.n_ctx,
         startup_timeout_s=endpoint.startup_timeout_s,
+        n_threads=endpoint.n_threads,
+        engine=endpoint.engine,
+        binary=binary,
+        parallel=endpoint.parallel,
+        prefix_reuse=endpoint.prefix_reuse,
     ) as base_url:
         yield base_url
 
@@ -163,6 +197,8 @@ def summarise(
         n_rows=len(outcome.rows),
         client=client,
         wall_seconds=round(time.perf_counter() - started, 2),
+        endpoint_mode=endpoint.mode,
+        price_factor=BATCH_DISCOUNT if endpoint.mode == "batch" else 1.0,
     )
 
 
@@ -181,13 +217,3 @@ def check_complete(summary: GenerationSummary, outcome: Outcome, *, allow_short:
         f"{reasons}); nothing written, the answers are journaled: fix the task prompt, generate.min_words/"
         f"max_words or max_attempts_factor{hint}"
     )
-
-
-@contextlib.contextmanager
-def _progress(description: str, total: int) -> Iterator[object]:
-    bar = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    )
-    with bar:
-        task_id = bar.add_task(description, total=total)
-        yield lambda done: bar.update(task_id, completed=done)

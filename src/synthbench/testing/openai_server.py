@@ -112,6 +112,7 @@ class OpenAITestServer(BatchRoutes):
             "batch_lines_answered": self.batch_lines_answered,
             "batch_lines_failed": self.batch_lines_failed,
             "files": len(self.files),
+            "batch_polls": sum(int(batch["_polls"]) for batch in self.batches.values()),
             "arrivals": list(self.arrivals),
             "cpu_s": time.process_time(),  # this process's CPU seconds (server + whatever shares it)
         }

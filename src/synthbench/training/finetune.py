@@ -13,7 +13,6 @@ Model selection: the best epoch by Macro-F1 on a validation split of the trainin
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from synthbench.config import TrainParams
 from synthbench.errors import TrainingError
-from synthbench.sweep import threads_per_worker
+from synthbench.threads import thread_budget, usable_cores
 
 Rows = list[tuple[str, str]]
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -43,10 +42,17 @@ class FitResult:
 
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask, which containers and taskset narrow)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
+    return usable_cores()
+
+
+def set_torch_threads(params: TrainParams) -> int:
+    """torch's intra-op threads: ``train.torch_threads``, or (null) what :func:`synthbench.threads.thread_budget`
+    allows this process (its CPU affinity, ``$SYNTHBENCH_THREADS``, ``$SYNTHBENCH_WORKERS``). Returns the count."""
+    import torch
+
+    threads = thread_budget(params.torch_threads)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def resolve_precision(setting: str, on_gpu: bool, bf16_supported: bool) -> str:
@@ -146,7 +152,7 @@ def fine_tune(
     unknown = sorted({lab for _, lab in [*train_rows, *val_rows]} - set(label_to_id))
     if unknown:
         raise TrainingError(f"training labels {unknown} are not in the task's labels {list(labels)}")
-    torch.set_num_threads(params.torch_threads or threads_per_worker(available_cores()))  # share of -j N
+    set_torch_threads(params)
     on_gpu = torch.cuda.is_available()
     precision = resolve_precision(params.mixed_precision, on_gpu, on_gpu and torch.cuda.is_bf16_supported())
     set_seed(seed)

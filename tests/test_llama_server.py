@@ -1,0 +1,178 @@
+"""llama.cpp's own llama-server as the embedded engine: built from the pinned sdist (one line when the toolchain
+is missing), parallel slots answering concurrent requests with nothing lost or duplicated, stopped on success,
+error, SIGINT and SIGTERM, and never outliving a SIGKILLed parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from synthbench.assets import PINNED_SDISTS, embedded_gguf_path
+from synthbench.errors import EndpointError
+from synthbench.generation import llama_build
+from synthbench.generation.client import ChatClient, ChatRequest
+from synthbench.generation.endpoint import EndpointConfig
+from synthbench.generation.journal import Journal
+from synthbench.generation.server import embedded_server, llama_server_args
+
+BINARY = llama_build.built_binary("llama-server")
+needs_binary = pytest.mark.skipif(
+    BINARY is None,
+    reason="llama-server is not built on this machine (python -m synthbench.generation.llama_build, ~10+ min "
+    "on 2 cores)",
+)
+
+
+def port_open(base_url: str) -> bool:
+    import socket
+
+    host, port = base_url.removeprefix("http://").split("/")[0].split(":")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((host, int(port))) == 0
+
+
+def engine_processes() -> list[psutil.Process]:
+    """Every llama-server process of the pinned build still running."""
+    found = []
+    for proc in psutil.process_iter(["exe", "cmdline"]):
+        cmd = " ".join(proc.info.get("cmdline") or [])
+        where = str(llama_build.engine_dir())
+        if where in cmd or (proc.info.get("exe") or "").startswith(where):
+            found.append(proc)
+    return found
+
+
+def test_the_command_line_sets_slots_threads_no_polling_and_prefix_reuse() -> None:
+    args = llama_server_args("/b/llama-server", "/m.gguf", alias="a", port=5, n_ctx=1024, threads=2,
+                             parallel=4, prefix_reuse=True)
+    def value(flag: str) -> str:
+        return args[args.index(flag) + 1]
+
+    assert args[0] == "/b/llama-server"
+    assert [value(f) for f in ("--parallel", "--ctx-size", "--threads", "--threads-batch", "--poll")] == [
+        "4", "4096", "2", "2", "0"]
+    assert "--cache-reuse" in args and "--no-cache-prompt" not in args
+    off = llama_server_args("/b", "/m", alias="a", port=5, n_ctx=1024, threads=1, parallel=1, prefix_reuse=False)
+    assert "--no-cache-prompt" in off and "--cache-reuse" not in off
+
+
+def test_a_missing_toolchain_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNTHBENCH_CACHE", str(tmp_path / "cache"))  # nothing built there
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    with pytest.raises(EndpointError, match=r"^building llama-server needs cmake, c\+\+, cc on PATH; install"):
+        llama_build.ensure_built()
+
+
+def test_the_sdist_is_pinned_to_the_installed_llama_cpp_python() -> None:
+    from importlib.metadata import version
+
+    assert PINNED_SDISTS["llama-cpp-python"].version == version("llama-cpp-python")
+
+
+@needs_binary
+@pytest.mark.slow
+def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> None:
+    n = 8
+    requests = [
+        ChatRequest(f"key-{i}", [{"role": "system", "content": "You write reviews."},
+                                 {"role": "user", "content": f"Write a short review of film number {i}."}],
+                    {"max_tokens": 12, "seed": i, "temperature": 0.8}, {"index": i})
+        for i in range(n)
+    ]
+    with embedded_server(embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=BINARY,
+                         parallel=4) as base_url, Journal(tmp_path / "j.sqlite") as journal:
+        client = ChatClient(EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4), journal)
+        answers = client.run(requests)
+        assert journal.count() == n and set(answers) == {r.key for r in requests}
+        assert client.stats.fresh == n and client.stats.calls_made == n and not client.stats.retries
+        assert all(a.completion_tokens > 0 for a in answers.values())
+        again = ChatClient(EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4), journal)
+        assert again.run(requests) == answers and again.stats.calls_made == 0
+    assert not port_open(base_url)
+    assert engine_processes() == []
+
+
+@needs_binary
+@pytest.mark.slow
+def test_stops_when_the_block_raises() -> None:
+    with pytest.raises(RuntimeError), embedded_server(
+        embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=BINARY, parallel=2
+    ) as base_url:
+        assert port_open(base_url)
+        raise RuntimeError("stage failed")
+    assert not port_open(base_url)
+    assert engine_processes() == []
+
+
+_CHILD = """
+import sys, time, psutil
+from synthbench.assets import embedded_gguf_path
+from synthbench.generation.server import embedded_server
+with embedded_server(embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=sys.argv[1],
+                     parallel=2) as base_url:
+    procs = psutil.Process().children(recursive=True)
+    print(base_url, " ".join(str(p.pid) for p in procs), flush=True)
+    time.sleep(600)
+"""
+
+
+@needs_binary
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["sigkill", "sigterm", "sigint"])
+def test_no_engine_process_outlives_its_parent(how: str) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", _CHILD, str(BINARY)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert parent.stdout is not None
+        base_url, *pids = parent.stdout.readline().split()
+        engine = [psutil.Process(int(pid)) for pid in pids]
+        assert any("llama-server" in " ".join(p.cmdline()) for p in engine)
+        parent.send_signal({"sigkill": signal.SIGKILL, "sigterm": signal.SIGTERM, "sigint": signal.SIGINT}[how])
+        parent.wait(30)
+        _gone, alive = psutil.wait_procs(engine, timeout=20)
+        assert not alive, f"engine processes outlived their parent: {alive}"
+        assert not port_open(base_url)
+        assert engine_processes() == []
+    finally:
+        parent.kill()
+
+
+def test_a_failed_build_step_is_one_line_with_the_first_error_and_progress_is_reported() -> None:
+    said: list[str] = []
+    script = 'echo "[1/3] Building a"; echo "[2/3] Building b"; echo "x.cpp:1: error: boom"; exit 2'
+    with pytest.raises(EndpointError, match=r"^llama-server build failed \(exit 2: x\.cpp:1: error: boom\); full log"):
+        llama_build._run(["sh", "-c", script], "build", said.append, every_s=0.0)
+    assert said == ["compiling llama-server: step 1/3", "compiling llama-server: step 2/3"]
+
+
+@needs_binary
+@pytest.mark.slow
+def test_the_generate_stage_on_llama_server_journals_each_request_once(cli, tmp_path: Path) -> None:
+    import json
+
+    import yaml
+    from tests.conftest import REPO_ROOT
+    from tests.test_cli_errors import project
+
+    params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())["generate"]
+    params["endpoint"].update(kind="embedded", engine="llama-server", parallel=4, n_ctx=512)
+    params.update(per_label=4, max_attempts_factor=2, allow_short=True, min_words=2)
+    root = project(tmp_path, generate=params)
+    assert cli("prepare", "--task", "toy", cwd=root).returncode == 0
+    done = cli("generate", "--task", "toy", "--mode", "zero_shot", cwd=root)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((root / "data/synthetic/toy/zero_shot.summary.json").read_text())
+    assert summary["endpoint"] == "embedded llama-server (127.0.0.1, 4 slots)"
+    asked = sum(summary["attempts_per_label"].values())
+    client = summary["client"]
+    assert client["fresh"] == client["calls_made"] == asked and client["requested"] == asked
+    with Journal(root / ".synthbench/journal.sqlite") as journal:
+        assert journal.count() == asked  # N requests, N distinct entries, none lost or repeated
+    assert engine_processes() == []
