@@ -35,9 +35,15 @@ def main() -> None:
         for name in ("data", "models", "results"):
             (root / name).symlink_to(project / name, target_is_directory=True)
         layout = Layout(root)
-        study = Study(tasks=list(params.tasks), modes=list(params.modes), conditions=list(params.conditions),
-                      backbones=list(params.backbones), seed=params.seed, settings=params.analysis,
-                      specs={task: read_task_snapshot(layout.task_spec(task)) for task in params.tasks})
+        study = Study(
+            tasks=list(params.tasks),
+            modes=list(params.modes),
+            conditions=list(params.conditions),
+            backbones=list(params.backbones),
+            seed=params.seed,
+            settings=params.analysis,
+            specs={task: read_task_snapshot(layout.task_spec(task)) for task in params.tasks},
+        )
         start = time.perf_counter()
         summary = run_analyze(study, layout)
         cold = time.perf_counter() - start
@@ -46,11 +52,17 @@ def main() -> None:
             start = time.perf_counter()
             run_analyze(study, layout)
             warm.append(time.perf_counter() - start)
-        texts = sum(len((root / "data" / "real" / task / "train.jsonl").read_text().splitlines())
-                    + sum(len((root / "data" / "synthetic" / task / f"{mode}.jsonl").read_text().splitlines())
-                          for mode in params.modes)
-                    for task in params.tasks)
-    print(f"tasks: {', '.join(params.tasks)}; texts embedded when cold: {texts}; figures: {summary['figures']}\n")
+        texts = sum(
+            len((root / "data" / "real" / task / "train.jsonl").read_text().splitlines())
+            + sum(
+                len((root / "data" / "synthetic" / task / f"{mode}.jsonl").read_text().splitlines())
+                for mode in params.modes
+            )
+            for task in params.tasks
+        )
+    print(
+        f"tasks: {', '.join(params.tasks)}; texts embedded when cold: {texts}; figures: {summary['figures']}\n"
+    )
     print("| run | seconds |\n|---|---:|")
     print(f"| cold (empty embedding cache) | {cold:.1f} |")
     print(f"| warm (median of {len(warm)}) | {statistics.median(warm):.1f} |")

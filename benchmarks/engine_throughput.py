@@ -51,9 +51,16 @@ def few_shot_requests(n: int, params_path: Path) -> list[ChatRequest]:
     for text, label in raw["all"]:
         if len(by_label[label]) < 200:
             by_label[label].append(text)
-    strategy = make_strategy("few_shot", spec, seed=params.seed, diversity_every=gen.diversity_every,
-                             diversity_examples=gen.diversity_examples, real_by_label=by_label,
-                             few_shot_k=gen.few_shot_k, few_shot_max_words=gen.few_shot_max_words)
+    strategy = make_strategy(
+        "few_shot",
+        spec,
+        seed=params.seed,
+        diversity_every=gen.diversity_every,
+        diversity_examples=gen.diversity_examples,
+        real_by_label=by_label,
+        few_shot_k=gen.few_shot_k,
+        few_shot_max_words=gen.few_shot_max_words,
+    )
     plan = Plan.build("bbc_news", "few_shot", spec, strategy, "bench", gen)
     labels = spec.label_names
     return [plan.request(SampleSlot(labels[i % len(labels)], i // len(labels)), []) for i in range(n)]
@@ -61,8 +68,12 @@ def few_shot_requests(n: int, params_path: Path) -> list[ChatRequest]:
 
 def client_run(base_url: str, requests: list[ChatRequest], concurrency: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "j.sqlite") as journal:
-        client = ChatClient(EndpointConfig(base_url=base_url, model=ALIAS, api_key_env=None,
-                                           concurrency=concurrency, timeout_s=300), journal)
+        client = ChatClient(
+            EndpointConfig(
+                base_url=base_url, model=ALIAS, api_key_env=None, concurrency=concurrency, timeout_s=300
+            ),
+            journal,
+        )
         started = time.perf_counter()
         answers = client.run(prefix_order(requests))
         wall = time.perf_counter() - started
@@ -79,9 +90,30 @@ def client_run(base_url: str, requests: list[ChatRequest], concurrency: int) -> 
 
 def batched_bench(binary: Path, model: Path, threads: int, npp: int, ntg: int) -> list[dict[str, float]]:
     out = subprocess.run(
-        [str(binary), "-m", str(model), "-c", str(16 * (npp + ntg) + 64), "-b", "2048", "-ub", "512",
-         "-npp", str(npp), "-ntg", str(ntg), "-npl", "1,2,4,8,16", "-t", str(threads), "-tb", str(threads)],
-        capture_output=True, text=True, check=True,
+        [
+            str(binary),
+            "-m",
+            str(model),
+            "-c",
+            str(16 * (npp + ntg) + 64),
+            "-b",
+            "2048",
+            "-ub",
+            "512",
+            "-npp",
+            str(npp),
+            "-ntg",
+            str(ntg),
+            "-npl",
+            "1,2,4,8,16",
+            "-t",
+            str(threads),
+            "-tb",
+            str(threads),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rows = []
     for line in out.splitlines():
@@ -103,15 +135,19 @@ def main() -> None:
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     ap.add_argument("--skip-bench", action="store_true")
     ap.add_argument("--skip-e2e", action="store_true")
-    ap.add_argument("--latency-threads", default="", help="also measure latency at these thread counts, e.g. 1")
+    ap.add_argument(
+        "--latency-threads", default="", help="also measure latency at these thread counts, e.g. 1"
+    )
     args = ap.parse_args()
     threads = thread_budget()
     binary = ensure_built()
     model = embedded_gguf_path()
     requests = few_shot_requests(args.requests, args.params)
     load_before = os.getloadavg()
-    print(f"SmolLM2-135M-Instruct Q4_1, {threads} threads, {len(os.sched_getaffinity(0))} usable cores, "
-          f"load average before {load_before[0]:.2f}; {len(requests)} bbc_news few-shot requests")
+    print(
+        f"SmolLM2-135M-Instruct Q4_1, {threads} threads, {len(os.sched_getaffinity(0))} usable cores, "
+        f"load average before {load_before[0]:.2f}; {len(requests)} bbc_news few-shot requests"
+    )
 
     if not args.skip_bench:
         bench = batched_bench(binary / "llama-batched-bench", model, threads, npp=256, ntg=64)
@@ -125,32 +161,69 @@ def main() -> None:
     configs: list[tuple[str, dict[str, object], int]] = [("llama-cpp-python (baseline)", {}, 1)]
     for slots in [int(s) for s in args.slots.split(",")]:
         for reuse in (False, True):
-            configs.append((f"llama-server {slots} slots, prefix reuse {'on' if reuse else 'off'}",
-                            {"engine": "llama-server", "binary": binary / "llama-server", "parallel": slots,
-                             "prefix_reuse": reuse}, slots))
-    configs.insert(1, ("llama-server 1 slot, prefix reuse on", {"engine": "llama-server",
-                       "binary": binary / "llama-server", "parallel": 1, "prefix_reuse": True}, 1))
+            configs.append(
+                (
+                    f"llama-server {slots} slots, prefix reuse {'on' if reuse else 'off'}",
+                    {
+                        "engine": "llama-server",
+                        "binary": binary / "llama-server",
+                        "parallel": slots,
+                        "prefix_reuse": reuse,
+                    },
+                    slots,
+                )
+            )
+    configs.insert(
+        1,
+        (
+            "llama-server 1 slot, prefix reuse on",
+            {
+                "engine": "llama-server",
+                "binary": binary / "llama-server",
+                "parallel": 1,
+                "prefix_reuse": True,
+            },
+            1,
+        ),
+    )
     results = []
     for name, kwargs, concurrency in [] if args.skip_e2e else configs:
         with embedded_server(model, alias=ALIAS, n_ctx=2048, **kwargs) as base_url:  # type: ignore[arg-type]
             client_run(base_url, requests[:2], 1)  # warm-up (not journaled with the measured run)
             results.append((name, client_run(base_url, requests, concurrency)))
     base = results[0][1] if results else {"req_s": float("nan")}
-    print("\n| engine | requests/s | × baseline | generated tok/s | % of batched-bench best | mean prompt / "
-          "completion tokens |\n|---|---|---|---|---|---|")
+    print(
+        "\n| engine | requests/s | × baseline | generated tok/s | % of batched-bench best | mean prompt / "
+        "completion tokens |\n|---|---|---|---|---|---|"
+    )
     for name, r in results:
-        print(f"| {name} | {r['req_s']:.3f} | {r['req_s'] / base['req_s']:.2f} | {r['gen_tok_s']:.1f} | "
-              f"{100 * r['gen_tok_s'] / best_tg:.0f}% | {r['prompt_tokens']:.0f} / {r['completion_tokens']:.0f} |")
+        print(
+            f"| {name} | {r['req_s']:.3f} | {r['req_s'] / base['req_s']:.2f} | {r['gen_tok_s']:.1f} | "
+            f"{100 * r['gen_tok_s'] / best_tg:.0f}% | {r['prompt_tokens']:.0f} / {r['completion_tokens']:.0f} |"
+        )
 
-    print("\n| engine (one request at a time) | threads | latency quiet (s) | with 1 CPU-bound competitor (s) | "
-          "ratio |\n|---|---|---|---|---|")
+    print(
+        "\n| engine (one request at a time) | threads | latency quiet (s) | with 1 CPU-bound competitor (s) | "
+        "ratio |\n|---|---|---|---|---|"
+    )
     few = requests[: args.latency_requests]
     counts = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
-    for (name, kwargs), n_threads in [] if not few else [(engine, n) for n in counts for engine in (
-            ("llama-cpp-python", {}),
-            ("llama-server", {"engine": "llama-server", "binary": binary / "llama-server", "parallel": 1}))]:
-        with embedded_server(model, alias=ALIAS, n_ctx=2048, n_threads=n_threads,
-                             **kwargs) as base_url:  # type: ignore[arg-type]
+    for (name, kwargs), n_threads in (
+        []
+        if not few
+        else [
+            (engine, n)
+            for n in counts
+            for engine in (
+                ("llama-cpp-python", {}),
+                (
+                    "llama-server",
+                    {"engine": "llama-server", "binary": binary / "llama-server", "parallel": 1},
+                ),
+            )
+        ]
+    ):
+        with embedded_server(model, alias=ALIAS, n_ctx=2048, n_threads=n_threads, **kwargs) as base_url:  # type: ignore[arg-type]
             client_run(base_url, few[:1], 1)
             quiet = client_run(base_url, few, 1)["latency_s"]
             hog = competitor()

@@ -47,9 +47,11 @@ def timed_sweep(jobs: int, base_url: str, workdir: Path, split: bool = True) -> 
     sh("dvc", "repro", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "baseline", cwd=repo)
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
-           "SYNTHBENCH_JOURNAL": str(repo / ".synthbench" / "journal.sqlite"),
-           "SYNTHBENCH_WORKERS": str(jobs if split else 1)}
+    env = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{repo / 'mlflow.db'}",
+        "SYNTHBENCH_JOURNAL": str(repo / ".synthbench" / "journal.sqlite"),
+        "SYNTHBENCH_WORKERS": str(jobs if split else 1),
+    }
     started = time.perf_counter()
     status = run_queue(repo, GRID, env=env, jobs=jobs, timeout_s=3600)
     elapsed = time.perf_counter() - started
@@ -91,26 +93,43 @@ def timed_pull(base_url: str, workdir: Path) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["sweep", "pull"], default=None)
     parser.add_argument("--latency", type=float, default=0.5, help="seconds the test server takes per answer")
-    parser.add_argument("--unsplit", action="store_true", help="also time -j 2 with every stage on every core")
+    parser.add_argument(
+        "--unsplit", action="store_true", help="also time -j 2 with every stage on every core"
+    )
     args = parser.parse_args()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
-    print(f"cores this process may use: {len(os.sched_getaffinity(0))}; load average at start: {os.getloadavg()}")
-    with serve(ServerConfig(latency_s=args.latency), in_process=False) as llm, \
-            tempfile.TemporaryDirectory(prefix="synthbench-bench-") as tmp:
+    print(
+        f"cores this process may use: {len(os.sched_getaffinity(0))}; load average at start: {os.getloadavg()}"
+    )
+    with (
+        serve(ServerConfig(latency_s=args.latency), in_process=False) as llm,
+        tempfile.TemporaryDirectory(prefix="synthbench-bench-") as tmp,
+    ):
         if args.only in (None, "sweep"):
             times = {jobs: timed_sweep(jobs, llm.base_url, Path(tmp)) for jobs in (1, 2)}
-            print(f"| 4-experiment sweep | -j 1: {times[1]:.1f} s | -j 2: {times[2]:.1f} s | "
-                  f"-j 2 / -j 1 = {times[2] / times[1]:.2f} |", flush=True)
+            print(
+                f"| 4-experiment sweep | -j 1: {times[1]:.1f} s | -j 2: {times[2]:.1f} s | "
+                f"-j 2 / -j 1 = {times[2] / times[1]:.2f} |",
+                flush=True,
+            )
             if args.unsplit:
                 unsplit = timed_sweep(2, llm.base_url, Path(tmp), split=False)
-                print(f"| -j 2, SYNTHBENCH_WORKERS=1 (every stage on every core) | {unsplit:.1f} s |", flush=True)
+                print(
+                    f"| -j 2, SYNTHBENCH_WORKERS=1 (every stage on every core) | {unsplit:.1f} s |",
+                    flush=True,
+                )
         if args.only in (None, "pull"):
             run_s, pull_s = timed_pull(llm.base_url, Path(tmp) / "pull")
-            print(f"| one task's 6 stages | run: {run_s:.1f} s | dvc repro --pull: {pull_s:.1f} s | "
-                  f"run / pull = {run_s / pull_s:.1f}x |", flush=True)
+            print(
+                f"| one task's 6 stages | run: {run_s:.1f} s | dvc repro --pull: {pull_s:.1f} s | "
+                f"run / pull = {run_s / pull_s:.1f}x |",
+                flush=True,
+            )
     print(f"load average at end: {os.getloadavg()}")
 
 

@@ -41,8 +41,9 @@ from pathlib import Path
 from synthbench.config import Params, TrainParams, load_params
 from synthbench.data.io import read_jsonl
 from synthbench.data.sampling import stratified_subsample, validation_split
+from synthbench.threads import usable_cores as available_cores
 from synthbench.training.backbones import resolve_backbone
-from synthbench.training.finetune import _macro_metrics, available_cores, fine_tune
+from synthbench.training.finetune import _macro_metrics, fine_tune
 
 Rows = list[tuple[str, str]]
 TASK = "bbc_news"
@@ -58,9 +59,14 @@ def load_rows(limit: int | None) -> tuple[Rows, list[str], str]:
 
         params = load_params() if Path("params.yaml").exists() else Params(tasks=[TASK])
         root = Path(tempfile.mkdtemp(prefix="synthbench-bench-"))
-        run_prepare(load_task(TASK, params.custom_tasks), seed=params.seed, prepare=params.prepare,
-                    local_source=params.local_sources.get(TASK), data_folder=params.task_files.data,
-                    layout=Layout(root))
+        run_prepare(
+            load_task(TASK, params.custom_tasks),
+            seed=params.seed,
+            prepare=params.prepare,
+            local_source=params.local_sources.get(TASK),
+            data_folder=params.task_files.data,
+            layout=Layout(root),
+        )
         path = root / "data/real" / TASK / "train.jsonl"
         source = f"{path} (prepared now)"
     rows = [(str(r["text"]), str(r["label"])) for r in read_jsonl(path)]
@@ -71,8 +77,15 @@ def load_rows(limit: int | None) -> tuple[Rows, list[str], str]:
 
 
 def hf_trainer(
-    location: str, train: Rows, val: Rows, labels: list[str], params: TrainParams, work: Path, *,
-    dynamic: bool, grouped: bool,
+    location: str,
+    train: Rows,
+    val: Rows,
+    labels: list[str],
+    params: TrainParams,
+    work: Path,
+    *,
+    dynamic: bool,
+    grouped: bool,
 ) -> float:
     """A plain HF Trainer run (the baseline and the ablation rows); returns the Trainer's train_runtime."""
     import torch
@@ -97,24 +110,43 @@ def hf_trainer(
     model = AutoModelForSequenceClassification.from_pretrained(location, num_labels=len(labels))
 
     def encode(rows: Rows) -> Dataset:
-        data = Dataset.from_dict({"text": [t for t, _ in rows], "label": [label_to_id[lab] for _, lab in rows]})
+        data = Dataset.from_dict(
+            {"text": [t for t, _ in rows], "label": [label_to_id[lab] for _, lab in rows]}
+        )
         padding = False if dynamic else "max_length"
         return data.map(
             lambda b: tokenizer(b["text"], truncation=True, max_length=params.max_length, padding=padding),
-            batched=True, remove_columns=["text"],
+            batched=True,
+            remove_columns=["text"],
         )
 
     args = TrainingArguments(
-        output_dir=str(work), num_train_epochs=params.epochs, per_device_train_batch_size=params.batch_size,
-        per_device_eval_batch_size=max(params.batch_size, 32), learning_rate=params.learning_rate,
-        weight_decay=params.weight_decay, warmup_steps=params.warmup_ratio, eval_strategy="epoch",
-        save_strategy="epoch", logging_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-        metric_for_best_model="macro_f1", train_sampling_strategy="group_by_length" if grouped else "random",
-        seed=seed, data_seed=seed, report_to="none", disable_tqdm=True, use_cpu=True,
+        output_dir=str(work),
+        num_train_epochs=params.epochs,
+        per_device_train_batch_size=params.batch_size,
+        per_device_eval_batch_size=max(params.batch_size, 32),
+        learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay,
+        warmup_steps=params.warmup_ratio,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="macro_f1",
+        train_sampling_strategy="group_by_length" if grouped else "random",
+        seed=seed,
+        data_seed=seed,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
         dataloader_pin_memory=False,
     )
     trainer = Trainer(
-        model=model, args=args, train_dataset=encode(train), eval_dataset=encode(val),
+        model=model,
+        args=args,
+        train_dataset=encode(train),
+        eval_dataset=encode(val),
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer) if dynamic else default_data_collator,
         compute_metrics=_macro_metrics,
@@ -139,13 +171,20 @@ def _own_seconds() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rows", type=int, default=None, help="Use a stratified sample of N training rows.")
-    parser.add_argument("--repeats", type=int, default=2, help="Interleaved runs per configuration (best reported).")
-    parser.add_argument("--runs-file", default=None,
-                        help="JSON lines of finished runs: appended to, and read back to resume an interrupted run.")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="Interleaved runs per configuration (best reported)."
+    )
+    parser.add_argument(
+        "--runs-file",
+        default=None,
+        help="JSON lines of finished runs: appended to, and read back to resume an interrupted run.",
+    )
     args = parser.parse_args()
 
     import torch
@@ -162,23 +201,40 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(location)
-    lengths = [len(ids) for ids in tokenizer([t for t, _ in train], truncation=True, max_length=128)["input_ids"]]
+    lengths = [
+        len(ids) for ids in tokenizer([t for t, _ in train], truncation=True, max_length=128)["input_ids"]
+    ]
 
     def ours(work: Path) -> float:
         return fine_tune(location, train, val, labels, params, work / "final", work / "ckpt").train_seconds
 
     configs: list[tuple[str, Callable[[Path], float]]] = [
-        ("baseline (pad to 128)", lambda w: hf_trainer(location, train, val, labels, params, w,
-                                                        dynamic=False, grouped=False)),
-        ("+ dynamic padding", lambda w: hf_trainer(location, train, val, labels, params, w,
-                                                    dynamic=True, grouped=False)),
-        ("+ length groups, threads", lambda w: hf_trainer(location, train, val, labels, params, w,
-                                                           dynamic=True, grouped=True)),
+        (
+            "baseline (pad to 128)",
+            lambda w: hf_trainer(location, train, val, labels, params, w, dynamic=False, grouped=False),
+        ),
+        (
+            "+ dynamic padding",
+            lambda w: hf_trainer(location, train, val, labels, params, w, dynamic=True, grouped=False),
+        ),
+        (
+            "+ length groups, threads",
+            lambda w: hf_trainer(location, train, val, labels, params, w, dynamic=True, grouped=True),
+        ),
         ("fine_tune (synthbench)", ours),
     ]
-    with tempfile.TemporaryDirectory(prefix="synthbench-bench-") as work:  # warm-up: imports, first-call costs
-        fine_tune(location, train[:16], val[:4], labels, params.model_copy(update={"epochs": 1}),
-                  Path(work) / "final", Path(work) / "ckpt")
+    with tempfile.TemporaryDirectory(
+        prefix="synthbench-bench-"
+    ) as work:  # warm-up: imports, first-call costs
+        fine_tune(
+            location,
+            train[:16],
+            val[:4],
+            labels,
+            params.model_copy(update={"epochs": 1}),
+            Path(work) / "final",
+            Path(work) / "ckpt",
+        )
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name, _ in configs}  # loop, wall, other
     log = Path(args.runs_file) if args.runs_file else None
     if log and log.exists():  # resume: runs finished by an earlier, interrupted invocation count
@@ -198,36 +254,53 @@ def main() -> None:
                 wall = time.perf_counter() - started
                 other = max(0.0, (_busy_seconds() - busy) - (_own_seconds() - own)) / wall
             runs[name].append((loop, wall, other))
-            print(f"run: {name}: loop {loop:.1f} s, wall {wall:.1f} s, other cores {other:.2f}", file=sys.stderr,
-                  flush=True)
+            print(
+                f"run: {name}: loop {loop:.1f} s, wall {wall:.1f} s, other cores {other:.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
             if log:
                 with log.open("a") as handle:
-                    handle.write(json.dumps({"name": name, "loop": loop, "wall": wall, "other": other}) + "\n")
+                    handle.write(
+                        json.dumps({"name": name, "loop": loop, "wall": wall, "other": other}) + "\n"
+                    )
 
     examples = len(train) * params.epochs
     best = {name: min(values, key=lambda v: v[1]) for name, values in runs.items()}
     print(f"# Training throughput — {TASK}, MiniLM-L6 (minilm-l6), CPU")
     print()
-    print(f"{platform.processor() or platform.machine()}, {available_cores()} usable cores, torch "
-          f"{torch.__version__} (default threads {default_threads}), transformers {transformers.__version__}, "
-          f"Python {sys.version.split()[0]}")
-    print(f"data: {source}: {len(train)} train / {len(val)} validation rows, {len(labels)} labels; "
-          f"tokens per text (max 128): median {statistics.median(lengths):.0f}, mean "
-          f"{statistics.mean(lengths):.1f}, max {max(lengths)}")
-    print(f"epochs {params.epochs}, batch size {params.batch_size}, lr {params.learning_rate}, seed 0; "
-          f"best of {args.repeats} interleaved run(s) per configuration")
+    print(
+        f"{platform.processor() or platform.machine()}, {available_cores()} usable cores, torch "
+        f"{torch.__version__} (default threads {default_threads}), transformers {transformers.__version__}, "
+        f"Python {sys.version.split()[0]}"
+    )
+    print(
+        f"data: {source}: {len(train)} train / {len(val)} validation rows, {len(labels)} labels; "
+        f"tokens per text (max 128): median {statistics.median(lengths):.0f}, mean "
+        f"{statistics.mean(lengths):.1f}, max {max(lengths)}"
+    )
+    print(
+        f"epochs {params.epochs}, batch size {params.batch_size}, lr {params.learning_rate}, seed 0; "
+        f"best of {args.repeats} interleaved run(s) per configuration"
+    )
     print()
-    print("| configuration | loop s | loop examples/s | wall s | wall examples/s | × baseline (wall) | other cores |")
+    print(
+        "| configuration | loop s | loop examples/s | wall s | wall examples/s | × baseline (wall) | other cores |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     base_loop, base_wall, _ = best[configs[0][0]]
     for name, _ in configs:
         loop, wall, other = best[name]
-        print(f"| {name} | {loop:.1f} | {examples / loop:.1f} | {wall:.1f} | {examples / wall:.1f} | "
-              f"{base_wall / wall:.2f}× | {other:.2f} |")
+        print(
+            f"| {name} | {loop:.1f} | {examples / loop:.1f} | {wall:.1f} | {examples / wall:.1f} | "
+            f"{base_wall / wall:.2f}× | {other:.2f} |"
+        )
     ours_loop, ours_wall, _ = best[configs[-1][0]]
     print()
-    print(f"fine_tune vs baseline: {base_wall / ours_wall:.2f}× examples/s end to end (wall), "
-          f"{base_loop / ours_loop:.2f}× in the training loop")
+    print(
+        f"fine_tune vs baseline: {base_wall / ours_wall:.2f}× examples/s end to end (wall), "
+        f"{base_loop / ours_loop:.2f}× in the training loop"
+    )
     print()
     print("every run (wall s / other processes' cores in use):")
     for name, values in runs.items():

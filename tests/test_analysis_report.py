@@ -48,15 +48,23 @@ REAL_TRAIN = [
 ]
 ZERO_SHOT = [f"The company reported strong profits this quarter{'!' * k}" for k in range(1, 9)]
 FEW_SHOT = [
-    "Bank profits rose sharply this year.", "The team won the league title.", "The election date was set.",
-    "The actor starred in a new comedy.", "A startup launched a cheaper laptop.", "Markets fell on rate fears.",
-    "The coach was sacked after defeat.", "Voters backed the new mayor.",
+    "Bank profits rose sharply this year.",
+    "The team won the league title.",
+    "The election date was set.",
+    "The actor starred in a new comedy.",
+    "A startup launched a cheaper laptop.",
+    "Markets fell on rate fears.",
+    "The coach was sacked after defeat.",
+    "Voters backed the new mayor.",
 ]
 # bbc_news test set with 5 annotators per text (long layout): agreement 1.0, 1.0, 0.8, 0.8, 0.6, 0.6.
 TEST = [
-    ("Stocks climbed to a record high.", "business", 5), ("The goalkeeper saved a late penalty.", "sport", 5),
-    ("Lawmakers debated the budget.", "politics", 4), ("The band released a new album.", "entertainment", 4),
-    ("The chip maker's shares jumped.", "business", 3), ("The minister backed the tech levy.", "politics", 3),
+    ("Stocks climbed to a record high.", "business", 5),
+    ("The goalkeeper saved a late penalty.", "sport", 5),
+    ("Lawmakers debated the budget.", "politics", 4),
+    ("The band released a new album.", "entertainment", 4),
+    ("The chip maker's shares jumped.", "business", 3),
+    ("The minister backed the tech levy.", "politics", 3),
 ]
 WRONG = {"real": {4}, "zero_shot": {3, 4, 5}, "few_shot": {5}}  # indices of TEST each condition gets wrong
 
@@ -75,36 +83,87 @@ def build_run(root: Path, tasks: list[str] = TASKS) -> None:
     """Write the files a completed ``dvc repro`` of tasks × CONDITIONS × BACKBONE leaves behind (bbc_news with
     the SINGLE metrics, every other task with the SEEDED ones)."""
     for task in tasks:
-        write_jsonl(root / "data/real" / task / "train.jsonl", [{"text": t, "label": "x"} for t in REAL_TRAIN])
-        write_jsonl(root / "data/real" / task / "test.jsonl", [{"text": t, "label": lab} for t, lab, _ in TEST])
+        write_jsonl(
+            root / "data/real" / task / "train.jsonl", [{"text": t, "label": "x"} for t in REAL_TRAIN]
+        )
+        write_jsonl(
+            root / "data/real" / task / "test.jsonl", [{"text": t, "label": lab} for t, lab, _ in TEST]
+        )
         for mode, texts in (("zero_shot", ZERO_SHOT), ("few_shot", FEW_SHOT)):
-            write_jsonl(root / "data/synthetic" / task / f"{mode}.jsonl", [
-                {"text": t, "label": "x", "mode": mode, "model": "m", "prompt_id": "p", "seed": 0,
-                 "sample_index": i} for i, t in enumerate(texts)])
+            write_jsonl(
+                root / "data/synthetic" / task / f"{mode}.jsonl",
+                [
+                    {
+                        "text": t,
+                        "label": "x",
+                        "mode": mode,
+                        "model": "m",
+                        "prompt_id": "p",
+                        "seed": 0,
+                        "sample_index": i,
+                    }
+                    for i, t in enumerate(texts)
+                ],
+            )
         for k, condition in enumerate(CONDITIONS):
-            history = [{"epoch": float(e), "train_loss": 1.0 / e + k, "val_loss": 0.5 / e,
-                        "val_macro_f1": 0.5 + 0.1 * e + 0.01 * k, "val_accuracy": 0.6} for e in (1, 2, 3)]
+            history = [
+                {
+                    "epoch": float(e),
+                    "train_loss": 1.0 / e + k,
+                    "val_loss": 0.5 / e,
+                    "val_macro_f1": 0.5 + 0.1 * e + 0.01 * k,
+                    "val_accuracy": 0.6,
+                }
+                for e in (1, 2, 3)
+            ]
             if task == "bbc_news":
                 histories = [history]
             else:  # one history per seed, losses offset by -0.1, 0, +0.1 (mean = history)
-                histories = [[{**h, "train_loss": h["train_loss"] + 0.1 * (s - 1)} for h in history] for s in range(3)]
+                histories = [
+                    [{**h, "train_loss": h["train_loss"] + 0.1 * (s - 1)} for h in history] for s in range(3)
+                ]
             training_manifest(task, condition, BACKBONE, histories).write(
-                root / "models" / task / condition / BACKBONE / "training.json")
+                root / "models" / task / condition / BACKBONE / "training.json"
+            )
             out = root / "results" / task / condition / BACKBONE
-            per_class = {"business": {"support": 2}, "sport": {"support": 1},
-                         "politics": {"support": 2}, "entertainment": {"support": 1}}
+            per_class = {
+                "business": {"support": 2},
+                "sport": {"support": 1},
+                "politics": {"support": 2},
+                "entertainment": {"support": 1},
+            }
             if task == "bbc_news":
                 macro_f1, accuracy = SINGLE[condition]
-                metrics = evaluation_metrics(task, condition, BACKBONE, [macro_f1], [accuracy], len(TEST), per_class)
+                metrics = evaluation_metrics(
+                    task, condition, BACKBONE, [macro_f1], [accuracy], len(TEST), per_class
+                )
             else:
                 mean, std, accuracy = SEEDED[condition]
-                metrics = evaluation_metrics(task, condition, BACKBONE, [mean - std, mean, mean + std],
-                                             [accuracy] * 3, len(TEST), per_class, macro_f1_std=std)
+                metrics = evaluation_metrics(
+                    task,
+                    condition,
+                    BACKBONE,
+                    [mean - std, mean, mean + std],
+                    [accuracy] * 3,
+                    len(TEST),
+                    per_class,
+                    macro_f1_std=std,
+                )
             metrics.write(out / "metrics.json")
-            write_jsonl(out / "predictions.jsonl", [
-                {"text": text, "label": label, "prediction": "sport" if i in WRONG[condition] and label != "sport"
-                 else ("business" if i in WRONG[condition] else label), "proba": {}}
-                for i, (text, label, _) in enumerate(TEST)])
+            write_jsonl(
+                out / "predictions.jsonl",
+                [
+                    {
+                        "text": text,
+                        "label": label,
+                        "prediction": "sport"
+                        if i in WRONG[condition] and label != "sport"
+                        else ("business" if i in WRONG[condition] else label),
+                        "proba": {},
+                    }
+                    for i, (text, label, _) in enumerate(TEST)
+                ],
+            )
 
 
 def write_annotations(path: Path) -> None:
@@ -112,8 +171,13 @@ def write_annotations(path: Path) -> None:
     rows = []
     for text, label, n_agree in TEST:
         for a in range(5):
-            rows.append({"text": f"  {text} ", "annotator": f"w{a}",  # stray spaces: the join normalises
-                         "label": label if a < n_agree else f"other{a % 2}"})
+            rows.append(
+                {
+                    "text": f"  {text} ",
+                    "annotator": f"w{a}",  # stray spaces: the join normalises
+                    "label": label if a < n_agree else f"other{a % 2}",
+                }
+            )
     pd.DataFrame(rows).to_csv(path, index=False)
 
 
@@ -130,10 +194,15 @@ def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     params = make_params(root, {"annotations": {"bbc_news": "annotations.csv"}})
     summary = run_analyze(params, Layout(root))
     reports = root / "reports"
-    return {"root": root, "params": params, "summary": summary, "reports": reports,
-            "md": (reports / "report.md").read_text(encoding="utf-8"),
-            "html": (reports / "report.html").read_text(encoding="utf-8"),
-            "analysis": json.loads((reports / "analysis.json").read_text(encoding="utf-8"))}
+    return {
+        "root": root,
+        "params": params,
+        "summary": summary,
+        "reports": reports,
+        "md": (reports / "report.md").read_text(encoding="utf-8"),
+        "html": (reports / "report.html").read_text(encoding="utf-8"),
+        "analysis": json.loads((reports / "analysis.json").read_text(encoding="utf-8")),
+    }
 
 
 def test_report_has_every_section_and_figure(analysed: dict[str, Any]) -> None:
@@ -142,8 +211,14 @@ def test_report_has_every_section_and_figure(analysed: dict[str, Any]) -> None:
     for section in SECTIONS:
         assert f"\n## {section}\n" in md
         assert f"<h2>{section}</h2>" in html
-    expected = {"macro_f1.png", "gap_vs_subjectivity.png", "diversity.png", "agreement_bbc_news_minilm-l6.png",
-                "training_bbc_news.png", "training_rotten_tomatoes.png"}
+    expected = {
+        "macro_f1.png",
+        "gap_vs_subjectivity.png",
+        "diversity.png",
+        "agreement_bbc_news_minilm-l6.png",
+        "training_bbc_news.png",
+        "training_rotten_tomatoes.png",
+    }
     assert {p.name for p in (reports / "figures").glob("*.png")} == expected
     for name in expected:
         assert f"](figures/{name})" in md
@@ -166,8 +241,10 @@ def test_table_one_numbers_are_the_metrics_written(analysed: dict[str, Any]) -> 
     # bbc_news, one seed: Macro-F1 real / zero / few, accuracy real / zero / few, gaps in points.
     assert "| bbc_news | minilm-l6 | 80.0 | 60.0 | 70.0 | 82.0 | 64.0 | 72.0 | -20.0 | -10.0 |" in md
     # rotten_tomatoes, three seeds: mean ± std.
-    assert ("| rotten_tomatoes | minilm-l6 | 90.0 ± 2.0 | 45.0 ± 5.0 | 81.0 ± 3.0 | 91.0 ± 0.0 | 52.0 ± 0.0 | "
-            "83.0 ± 0.0 | -45.0 | -9.0 |") in md
+    assert (
+        "| rotten_tomatoes | minilm-l6 | 90.0 ± 2.0 | 45.0 ± 5.0 | 81.0 ± 3.0 | 91.0 ± 0.0 | 52.0 ± 0.0 | "
+        "83.0 ± 0.0 | -45.0 | -9.0 |"
+    ) in md
     summary_md = (analysed["reports"] / "summary.md").read_text(encoding="utf-8")
     for task in TASKS:
         for condition in CONDITIONS:
@@ -193,22 +270,36 @@ def test_verdict_percentages_are_the_hand_computed_ones(analysed: dict[str, Any]
     # Majority baseline = 2/6 of the test set; no condition is at or below it.
     assert "most frequent label" not in md
     # Diversity ratio in the verdict equals the one in the diversity table.
-    ratio = {row["set"]: row["remote_clique_vs_real"] for row in analysed["analysis"]["diversity"]["sets"]
-             if row["task"] == "bbc_news"}
-    assert bbc["diversity_ratio"] == pytest.approx({"zero_shot": ratio["zero_shot"], "few_shot": ratio["few_shot"]})
+    ratio = {
+        row["set"]: row["remote_clique_vs_real"]
+        for row in analysed["analysis"]["diversity"]["sets"]
+        if row["task"] == "bbc_news"
+    }
+    assert bbc["diversity_ratio"] == pytest.approx(
+        {"zero_shot": ratio["zero_shot"], "few_shot": ratio["few_shot"]}
+    )
     assert f"diversity (Remote-Clique) is {ratio['zero_shot']:.2f}× real for zero-shot" in md
 
 
 def test_two_tasks_give_no_correlation_number_but_say_why(analysed: dict[str, Any]) -> None:
     correlation = analysed["analysis"]["subjectivity"]["gap_correlation"]
     assert [row["spearman_rho"] for row in correlation] == [None, None]
-    assert "correlation not computed: the study has 2 tasks and a rank correlation needs at least 3" in analysed["md"]
+    assert (
+        "correlation not computed: the study has 2 tasks and a rank correlation needs at least 3"
+        in analysed["md"]
+    )
     subjectivity = {row["task"]: row for row in analysed["analysis"]["subjectivity"]["tasks"]}
     assert subjectivity["bbc_news"]["stars"] == 1 and subjectivity["rotten_tomatoes"]["stars"] == 3
     assert {row["source"] for row in subjectivity.values()} == {"registry"}
     gaps = pd.read_csv(analysed["reports"] / "plots" / "gap_vs_subjectivity.csv")
-    assert gaps.to_dict("list") == {"task": TASKS, "backbone": [BACKBONE] * 2, "subjectivity": [1, 3],
-                                    "stars": [1, 3], "zero_shot": [-20.0, -45.0], "few_shot": [-10.0, -9.0]}
+    assert gaps.to_dict("list") == {
+        "task": TASKS,
+        "backbone": [BACKBONE] * 2,
+        "subjectivity": [1, 3],
+        "stars": [1, 3],
+        "zero_shot": [-20.0, -45.0],
+        "few_shot": [-10.0, -9.0],
+    }
 
 
 def test_instance_level_curve_on_hand_made_annotations(analysed: dict[str, Any]) -> None:
@@ -216,7 +307,7 @@ def test_instance_level_curve_on_hand_made_annotations(analysed: dict[str, Any])
     # γ = 0.6 keeps all 6, 0.8 the 4 texts with ≥ 4 of 5 votes, 1.0 the 2 unanimous ones.
     assert curve["threshold"].tolist() == pytest.approx([0.6, 0.8, 1.0])
     assert curve["n"].tolist() == [6, 4, 2]
-    assert curve["real"].tolist() == pytest.approx([5 / 6, 1.0, 1.0])       # wrong on text 4 (a = 0.6)
+    assert curve["real"].tolist() == pytest.approx([5 / 6, 1.0, 1.0])  # wrong on text 4 (a = 0.6)
     assert curve["zero_shot"].tolist() == pytest.approx([3 / 6, 3 / 4, 1.0])  # wrong on 3, 4, 5
     assert curve["few_shot"].tolist() == pytest.approx([5 / 6, 1.0, 1.0])
     trends = {row["condition"]: row for row in analysed["analysis"]["instance_level"]["trends"]}
@@ -229,13 +320,19 @@ def test_instance_level_curve_on_hand_made_annotations(analysed: dict[str, Any])
     assert trends["real"]["slope"] == pytest.approx((1 / 30) / 0.08)
     assert "100% of the test texts matched the annotations file by text." in analysed["md"]
     # real: slope 5/12 = 0.417; zero-shot 1.25 (steeper); few-shot has real's curve (not steeper).
-    assert ("Accuracy-vs-γ slope of real +0.417; zero_shot +1.250 (steeper), few_shot +0.417 (not steeper)"
-            in analysed["md"])
+    assert (
+        "Accuracy-vs-γ slope of real +0.417; zero_shot +1.250 (steeper), few_shot +0.417 (not steeper)"
+        in analysed["md"]
+    )
 
 
 def test_diversity_rows_and_embedding_cache(analysed: dict[str, Any]) -> None:
     rows = {(r["task"], r["set"]): r for r in analysed["analysis"]["diversity"]["sets"]}
-    real, zero, few = rows[("bbc_news", "real")], rows[("bbc_news", "zero_shot")], rows[("bbc_news", "few_shot")]
+    real, zero, few = (
+        rows[("bbc_news", "real")],
+        rows[("bbc_news", "zero_shot")],
+        rows[("bbc_news", "few_shot")],
+    )
     assert (real["n_total"], real["n_used"], zero["n_used"]) == (10, 8, 8)  # size-matched to the smallest set
     assert real["remote_clique_vs_real"] == pytest.approx(1.0) and real["closeness"] is None
     # Eight copies of one sentence differing only in "!"s are far less diverse than real news or varied texts.
@@ -279,11 +376,17 @@ def test_comparisons_csv_and_three_tasks_give_a_correlation(tmp_path: Path) -> N
     tasks = ["bbc_news", "rotten_tomatoes", "sarcasm_news"]
     build_run(tmp_path, tasks)
     # Each pair judged 3 times; the more subjective task always wins: bbc_news < rotten_tomatoes < sarcasm_news.
-    pairs = [("bbc_news", "rotten_tomatoes"), ("rotten_tomatoes", "sarcasm_news"), ("bbc_news", "sarcasm_news")]
+    pairs = [
+        ("bbc_news", "rotten_tomatoes"),
+        ("rotten_tomatoes", "sarcasm_news"),
+        ("bbc_news", "sarcasm_news"),
+    ]
     lines = ["task_a,task_b,winner,annotator"] + [f"{a},{b},{b},w{k}" for a, b in pairs for k in range(3)]
     (tmp_path / "comparisons.csv").write_text("\n".join(lines) + "\n")
-    run_analyze(make_params(tmp_path, {"comparisons_csv": "comparisons.csv", "diversity": False}, tasks),
-                Layout(tmp_path))
+    run_analyze(
+        make_params(tmp_path, {"comparisons_csv": "comparisons.csv", "diversity": False}, tasks),
+        Layout(tmp_path),
+    )
     analysis = json.loads((tmp_path / "reports" / "analysis.json").read_text(encoding="utf-8"))
     subjectivity = analysis["subjectivity"]
     assert subjectivity["measure"] == "score"
@@ -291,7 +394,9 @@ def test_comparisons_csv_and_three_tasks_give_a_correlation(tmp_path: Path) -> N
     assert {row["source"] for row in subjectivity["tasks"]} == {"comparisons"}
     # Gaps (pts): zero-shot -20, -45, -45 and few-shot -10, -9, -9 against rising subjectivity.
     rho = {row["condition"]: row["spearman_rho"] for row in subjectivity["gap_correlation"]}
-    assert rho["zero_shot"] == pytest.approx(-np.sqrt(3) / 2) and rho["few_shot"] == pytest.approx(np.sqrt(3) / 2)
+    assert rho["zero_shot"] == pytest.approx(-np.sqrt(3) / 2) and rho["few_shot"] == pytest.approx(
+        np.sqrt(3) / 2
+    )
     md = (tmp_path / "reports" / "report.md").read_text(encoding="utf-8")
     assert "zero_shot (minilm-l6): Spearman ρ = -0.87" in md and "the gap widens with subjectivity" in md
     assert "pairwise comparisons in comparisons.csv" in md
@@ -308,14 +413,18 @@ def test_dvc_plots_show_renders_every_plot(analysed: dict[str, Any], tmp_path: P
     (tmp_path / "dvc.yaml").write_text(repo_plots_stanza())
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
     subprocess.run([dvc, "init", "-q"], cwd=tmp_path, check=True)
-    shown = subprocess.run([dvc, "plots", "show", "--json"], cwd=tmp_path, capture_output=True, text=True, check=True)
+    shown = subprocess.run(
+        [dvc, "plots", "show", "--json"], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     payload = json.loads(shown.stdout)
     assert not payload.get("errors")
     values = {name: plot[0]["content"]["data"]["values"] for name, plot in payload["data"].items() if plot}
     fields = {name: {row.get("field") for row in rows} for name, rows in values.items()}
     # no real_n<N>: each curve is the one 'real' point (its size from training.json), and no error
-    assert [(row["real_rows"], row["macro_f1"]) for row in values["reports/plots/learning_curve/bbc_news-minilm-l6.csv"]
-            ] == [("100", "0.8")]
+    assert [
+        (row["real_rows"], row["macro_f1"])
+        for row in values["reports/plots/learning_curve/bbc_news-minilm-l6.csv"]
+    ] == [("100", "0.8")]
     assert fields["reports/plots/val_macro_f1/bbc_news-minilm-l6.csv"] == set(CONDITIONS)
     assert fields["reports/plots/agreement_curve/bbc_news-minilm-l6.csv"] == set(CONDITIONS)
     assert fields["reports/plots/gap_vs_subjectivity.csv"] == set(MODES)
@@ -324,5 +433,7 @@ def test_dvc_plots_show_renders_every_plot(analysed: dict[str, Any], tmp_path: P
 
 def repo_plots_stanza() -> str:
     """The ``plots:`` section of the repository's own dvc.yaml, so this test checks what users run."""
-    plots = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
+    plots = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text(encoding="utf-8"))[
+        "plots"
+    ]
     return yaml.safe_dump({"plots": plots}, sort_keys=False)

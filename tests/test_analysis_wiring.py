@@ -35,11 +35,17 @@ PHRASEBANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "financia
 
 
 def test_summary_table_reads_the_evaluation_records():
-    metrics = [evaluation_metrics("t", "real", "b", [0.7, 0.9]), evaluation_metrics("t", "zero_shot", "b", [0.6])]
+    metrics = [
+        evaluation_metrics("t", "real", "b", [0.7, 0.9]),
+        evaluation_metrics("t", "zero_shot", "b", [0.6]),
+    ]
     table = summary_table(metrics).set_index("condition")
     assert table.loc["real", "macro_f1"] == pytest.approx(0.8) and table.loc["real", "n_seeds"] == 2
     assert table.loc["real", "macro_f1_std"] == pytest.approx(np.std([0.7, 0.9], ddof=1))
-    assert pd.isna(table.loc["zero_shot", "macro_f1_std"]) and table.loc["zero_shot", "macro_f1_gap_pts"] == -20.0
+    assert (
+        pd.isna(table.loc["zero_shot", "macro_f1_std"])
+        and table.loc["zero_shot", "macro_f1_gap_pts"] == -20.0
+    )
 
 
 def test_verdict_when_zero_shot_already_matches_real():
@@ -54,14 +60,21 @@ def test_verdict_when_zero_shot_already_matches_real():
 
 def test_verdict_when_few_shot_is_worse_and_zero_shot_is_trivial():
     f1 = {"real": 0.80, "zero_shot": 0.40, "few_shot": 0.30}
-    numbers = verdict_numbers(f1, ["zero_shot", "few_shot"], {"zero_shot": 0.5, "few_shot": 0.25},
-                              accuracy={"real": 0.8, "zero_shot": 0.5, "few_shot": 0.55}, majority_accuracy=0.5)
+    numbers = verdict_numbers(
+        f1,
+        ["zero_shot", "few_shot"],
+        {"zero_shot": 0.5, "few_shot": 0.25},
+        accuracy={"real": 0.8, "zero_shot": 0.5, "few_shot": 0.55},
+        majority_accuracy=0.5,
+    )
     assert numbers["gap_closed"] == {"few_shot": pytest.approx(-0.25)}
     assert numbers["no_better_than_majority"] == ["zero_shot"]
     text = verdict_sentence(numbers, f1, "one training seed")
     assert "few-shot does worse than zero-shot: it widens the gap by 25% (reaching 38% of real)" in text
     assert "diversity (Remote-Clique) is 0.50× real for zero-shot, 0.25× real for few-shot" in text
-    assert "zero-shot is no more accurate than always predicting the most frequent label (50% accuracy)" in text
+    assert (
+        "zero-shot is no more accurate than always predicting the most frequent label (50% accuracy)" in text
+    )
     assert text.endswith("label real data. (one training seed)")
 
 
@@ -69,9 +82,11 @@ def test_verdict_with_one_mode_and_no_real():
     numbers = verdict_numbers({"real": 0.5, "few_shot": 0.45}, ["zero_shot", "few_shot"])
     assert numbers["baseline"] == "few_shot" and numbers["gap_closed"] == {}
     assert "Few-shot synthetic data reaches 90% of real-data Macro-F1" in verdict_sentence(
-        numbers, {"real": 0.5, "few_shot": 0.45})
-    assert verdict_sentence(verdict_numbers({"zero_shot": 0.5}, ["zero_shot"]), {"zero_shot": 0.5}).startswith(
-        "No verdict")
+        numbers, {"real": 0.5, "few_shot": 0.45}
+    )
+    assert verdict_sentence(
+        verdict_numbers({"zero_shot": 0.5}, ["zero_shot"]), {"zero_shot": 0.5}
+    ).startswith("No verdict")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -82,8 +97,9 @@ def test_verdict_with_one_mode_and_no_real():
 def test_task_subjectivity_from_comparisons_with_registry_fallback():
     # humor beats everyone, imdb beats ag_news: a clear order ag_news < imdb < humor.
     comparisons = [("ag_news", "imdb", "imdb"), ("imdb", "humor", "humor"), ("ag_news", "humor", "humor")] * 3
-    frame = task_subjectivity(["humor", "ag_news", "sms_spam"], {"humor": 5, "ag_news": 1, "sms_spam": 2},
-                              comparisons).set_index("task")
+    frame = task_subjectivity(
+        ["humor", "ag_news", "sms_spam"], {"humor": 5, "ag_news": 1, "sms_spam": 2}, comparisons
+    ).set_index("task")
     assert frame.loc["humor", "rank"] == 3 and frame.loc["ag_news", "rank"] == 1
     assert frame.loc["humor", "score"] > frame.loc["ag_news", "score"]
     assert (frame.loc["humor", "stars"], frame.loc["ag_news", "stars"]) == (4, 1)  # 3 tasks → bins 1, 2, 4
@@ -93,8 +109,15 @@ def test_task_subjectivity_from_comparisons_with_registry_fallback():
 
 
 def test_gap_correlation_is_spearman_over_tasks():
-    gaps = pd.DataFrame({"task": list("abcd"), "backbone": "m", "condition": "zero_shot",
-                         "stars": [1, 2, 4, 5], "macro_f1_gap_pts": [-2.0, -5.0, -4.0, -30.0]})
+    gaps = pd.DataFrame(
+        {
+            "task": list("abcd"),
+            "backbone": "m",
+            "condition": "zero_shot",
+            "stars": [1, 2, 4, 5],
+            "macro_f1_gap_pts": [-2.0, -5.0, -4.0, -30.0],
+        }
+    )
     [row] = gap_correlations(gaps, "stars")
     expected = stats.spearmanr([1, 2, 4, 5], [-2.0, -5.0, -4.0, -30.0])
     assert row["spearman_rho"] == pytest.approx(-0.8) == pytest.approx(expected.statistic)
@@ -113,12 +136,22 @@ def test_read_annotations_in_three_layouts(tmp_path):
     pd.DataFrame({"text": ["a  b", "c", "a b"], "agreement": [0.5, 1.0, 0.9]}).to_csv(pre, index=False)
     assert read_annotations(pre).to_dict() == {"a b": 0.5, "c": 1.0}  # normalised; first row of a duplicate
     long = tmp_path / "long.jsonl"
-    long.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"text": "x", "annotator": 1, "label": "pos"}, {"text": "x", "annotator": 2, "label": "pos"},
-        {"text": "x", "annotator": 3, "label": "neg"}, {"text": "y", "annotator": 1, "label": "neg"}]))
+    long.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"text": "x", "annotator": 1, "label": "pos"},
+                {"text": "x", "annotator": 2, "label": "pos"},
+                {"text": "x", "annotator": 3, "label": "neg"},
+                {"text": "y", "annotator": 1, "label": "neg"},
+            ]
+        )
+    )
     assert read_annotations(long).to_dict() == pytest.approx({"x": 2 / 3, "y": 1.0})
     wide = tmp_path / "wide.csv"
-    wide.write_text("text,annotator_1,annotator_2,annotator_3,annotator_4\nx,pos,neg,neg,\ny,pos,pos,pos,pos\n")
+    wide.write_text(
+        "text,annotator_1,annotator_2,annotator_3,annotator_4\nx,pos,neg,neg,\ny,pos,pos,pos,pos\n"
+    )
     assert read_annotations(wide).to_dict() == pytest.approx({"x": 2 / 3, "y": 1.0})
     bad = tmp_path / "bad.csv"
     bad.write_text("text,score\nx,1\n")
@@ -135,8 +168,10 @@ def test_agreement_curve_on_the_shared_financial_phrasebank_annotations():
     # A model right exactly on the texts with agreement ≥ 0.75: accuracy(γ) = n(a ≥ max(γ, 0.75)) / n(a ≥ γ).
     a = test["text"].map(normalise_text).map(agreement)  # 6 texts differ from the file in whitespace only
     assert a.notna().all()
-    rows = [{"text": t, "label": lab, "prediction": lab if ai >= 0.75 else "wrong"}
-            for t, lab, ai in zip(test["text"], test["label"], a, strict=True)]
+    rows = [
+        {"text": t, "label": lab, "prediction": lab if ai >= 0.75 else "wrong"}
+        for t, lab, ai in zip(test["text"], test["label"], a, strict=True)
+    ]
     curve, trends = agreement_curves({"real": rows}, agreement)
     assert curve["threshold"].tolist() == [0.5, 0.66, 0.75, 1.0]
     assert curve["coverage"].iloc[0] == 1.0
@@ -148,8 +183,9 @@ def test_agreement_curve_on_the_shared_financial_phrasebank_annotations():
 
 
 def test_agreement_curves_report_no_match_instead_of_failing():
-    curve, trends = agreement_curves({"real": [{"text": "q", "label": "a", "prediction": "a"}]},
-                                     pd.Series({"other": 1.0}))
+    curve, trends = agreement_curves(
+        {"real": [{"text": "q", "label": "a", "prediction": "a"}]}, pd.Series({"other": 1.0})
+    )
     assert curve.empty and trends["note"].tolist() == ["no test text matched the annotations file"]
 
 
@@ -170,15 +206,31 @@ def test_diversity_table_size_matches_and_takes_ratios_to_real():
     sample = real[np.sort(np.random.default_rng(0).choice(12, size=6, replace=False))]
     assert table.loc["real", "chamfer"] == pytest.approx(chamfer(sample))
     assert table.loc["zero_shot", "remote_clique_vs_real"] == pytest.approx(
-        remote_clique(synthetic) / remote_clique(sample))
+        remote_clique(synthetic) / remote_clique(sample)
+    )
     assert np.isnan(table.loc["real", "closeness"]) and -1 <= table.loc["zero_shot", "closeness"] <= 1
 
 
 def test_cached_embeddings_with_bundled_minilm(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     path = tmp_path / "texts.jsonl"
-    texts = [f"Sentence number {k} about {topic}." for k, topic in enumerate(
-        ["football", "stocks", "elections", "films", "phones", "weather", "cooking", "travel", "music", "art"])]
+    texts = [
+        f"Sentence number {k} about {topic}."
+        for k, topic in enumerate(
+            [
+                "football",
+                "stocks",
+                "elections",
+                "films",
+                "phones",
+                "weather",
+                "cooking",
+                "travel",
+                "music",
+                "art",
+            ]
+        )
+    ]
     path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
     first, hit = cached_embeddings(path, tmp_path)
     assert not hit and first.shape == (10, 384) and first.dtype == np.float32
@@ -199,9 +251,19 @@ def test_cached_embeddings_with_bundled_minilm(tmp_path, monkeypatch):
 
 
 def test_history_rows_read_one_run_or_several_seeds_and_wide_table_keeps_empty_columns():
-    one = history_rows(training_manifest("t", "c", "b", [[{"epoch": 1, "train_loss": 0.9, "val_macro_f1": 0.5}]]))
-    assert one == [{"seed": 0, "epoch": 1.0, "train_loss": 0.9, "val_loss": None, "val_macro_f1": 0.5,
-                    "val_accuracy": None}]
+    one = history_rows(
+        training_manifest("t", "c", "b", [[{"epoch": 1, "train_loss": 0.9, "val_macro_f1": 0.5}]])
+    )
+    assert one == [
+        {
+            "seed": 0,
+            "epoch": 1.0,
+            "train_loss": 0.9,
+            "val_loss": None,
+            "val_macro_f1": 0.5,
+            "val_accuracy": None,
+        }
+    ]
     seeded = history_rows(training_manifest("t", "c", "b", [[{"epoch": 1}], [{"epoch": 1}]]))
     assert [row["seed"] for row in seeded] == [0, 1]
     frame = pd.DataFrame({"epoch": [2.0, 1.0], "condition": ["real", "real"], "v": [0.2, 0.1]})
@@ -214,10 +276,16 @@ def test_report_renders_escaped_markdown_and_html(tmp_path):
     png = tmp_path / "figures" / "a.png"
     png.parent.mkdir()
     png.write_bytes(b"\x89PNG\r\n\x1a\nfake")
-    blocks = [Heading("Title <1>", 1), Paragraph("a & b"), Table(["k", "v"], [["x|y", "1.0"]]), Figure(png, "cap")]
+    blocks = [
+        Heading("Title <1>", 1),
+        Paragraph("a & b"),
+        Table(["k", "v"], [["x|y", "1.0"]]),
+        Figure(png, "cap"),
+    ]
     md = to_markdown(blocks, base=tmp_path)
-    assert md == ("# Title <1>\n\na & b\n\n| k | v |\n|---|---:|\n| x\\|y | 1.0 |\n\n"
-                  "![cap](figures/a.png)\n\n*cap*\n")
+    assert md == (
+        "# Title <1>\n\na & b\n\n| k | v |\n|---|---:|\n| x\\|y | 1.0 |\n\n![cap](figures/a.png)\n\n*cap*\n"
+    )
     html = to_html(blocks, "t")
     assert "<h1>Title &lt;1&gt;</h1>" in html and "<p>a &amp; b</p>" in html
     assert '<td class="num">1.0</td>' in html and 'src="data:image/png;base64,iVBORw0KGgpmYWtl"' in html
@@ -225,7 +293,9 @@ def test_report_renders_escaped_markdown_and_html(tmp_path):
 
 def test_analysis_settings_from_params_section():
     assert analysis_settings(SimpleNamespace()) == AnalysisSettings()
-    settings = analysis_settings(SimpleNamespace(analysis={"annotations": {"t": "a.csv"}, "diversity": False}))
+    settings = analysis_settings(
+        SimpleNamespace(analysis={"annotations": {"t": "a.csv"}, "diversity": False})
+    )
     assert settings.annotations == {"t": "a.csv"} and settings.diversity is False
     assert settings.resolve("a.csv", Path("/r")) == Path("/r/a.csv")
     assert settings.resolve("/abs/a.csv", Path("/r")) == Path("/abs/a.csv")

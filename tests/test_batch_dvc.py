@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 STAGE = "generate@toy-zero_shot"
 PRICE_IN, PRICE_OUT = 2.0, 4.0
 SPEC = {
-    "name": "toy", "description": "toy sentiment", "subjectivity": 2,
+    "name": "toy",
+    "description": "toy sentiment",
+    "subjectivity": 2,
     "labels": [{"name": "pos", "description": "good"}, {"name": "neg", "description": "bad"}],
     "source": {"kind": "local", "files": {"train": "tasks/train.csv", "test": "tasks/test.csv"}},
     "prompt": {"context": "You write reviews.", "generation": "Write {label_instruction} about {style}."},
@@ -61,7 +63,9 @@ def project(tmp_path: Path) -> Any:
     repo.mkdir()
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO_ROOT / name, repo / name)
-    shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     (repo / "tasks").mkdir()
     (repo / "tasks/toy.yaml").write_text(yaml.safe_dump(SPEC))
     (repo / "tasks/train.csv").write_text(csv(6))
@@ -69,20 +73,43 @@ def project(tmp_path: Path) -> Any:
     with serve() as server:
         server.configure(batch_polls=10**6)  # never done until the test says so
         params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
-        params.update(tasks=["toy"], modes=["zero_shot"], mixes=[], conditions=["real", "zero_shot"],
-                      custom_tasks={"toy": "tasks/toy.yaml"}, task_files={"specs": "tasks", "data": "tasks"})
+        params.update(
+            tasks=["toy"],
+            modes=["zero_shot"],
+            mixes=[],
+            conditions=["real", "zero_shot"],
+            custom_tasks={"toy": "tasks/toy.yaml"},
+            task_files={"specs": "tasks", "data": "tasks"},
+        )
         params["prepare"].update(train_per_label=6, test_per_label=3, min_chars=1)
-        params["generate"].update(per_label=3, diversity_every=0, max_tokens=40, max_attempts_factor=2,
-                                  min_words=2, near_duplicate_threshold=None, price_in_per_mtok=PRICE_IN,
-                                  price_out_per_mtok=PRICE_OUT)
-        params["generate"]["endpoint"].update(kind="openai", base_url=server.base_url, model="test-model",
-                                              api_key_env="BATCH_TEST_KEY", mode="batch", batch_wait=False,
-                                              batch_poll_s=0.2)
+        params["generate"].update(
+            per_label=3,
+            diversity_every=0,
+            max_tokens=40,
+            max_attempts_factor=2,
+            min_words=2,
+            near_duplicate_threshold=None,
+            price_in_per_mtok=PRICE_IN,
+            price_out_per_mtok=PRICE_OUT,
+        )
+        params["generate"]["endpoint"].update(
+            kind="openai",
+            base_url=server.base_url,
+            model="test-model",
+            api_key_env="BATCH_TEST_KEY",
+            mode="batch",
+            batch_wait=False,
+            batch_poll_s=0.2,
+        )
         params["train"].update(learning_curve_sizes=[])
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         env = {**os.environ, "PYTHONPATH": str(repo / "src"), "BATCH_TEST_KEY": "sk-batch-test"}
-        for args in (["git", "init", "-q"], ["git", "config", "user.email", "t@example.com"],
-                     ["git", "config", "user.name", "t"], ["dvc", "init", "-q"]):
+        for args in (
+            ["git", "init", "-q"],
+            ["git", "config", "user.email", "t@example.com"],
+            ["git", "config", "user.name", "t"],
+            ["dvc", "init", "-q"],
+        ):
             assert run(args, repo, env).returncode == 0
         yield repo, env, server
 
@@ -101,8 +128,14 @@ def test_batch_mode_pends_survives_a_kill_and_resumes_the_same_batch(project: An
 
     # 2. wait: true → it polls; SIGKILL its whole process group during the wait
     set_wait(repo, True)
-    proc = subprocess.Popen(["dvc", "repro", STAGE], cwd=repo, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["dvc", "repro", STAGE],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     polls = server.stats()["batch_polls"]
     wait_for(lambda: server.stats()["batch_polls"] >= polls + 2)  # waiting, polling with backoff
     group = [p for p in psutil.process_iter() if _in_group(p, proc.pid)]
@@ -123,7 +156,9 @@ def test_batch_mode_pends_survives_a_kill_and_resumes_the_same_batch(project: An
     assert stats["files"] == 2  # the one upload + the batch's output file
     assert stats["batch_lines_answered"] == 6
 
-    rows = [json.loads(line) for line in (repo / "data/synthetic/toy/zero_shot.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (repo / "data/synthetic/toy/zero_shot.jsonl").read_text().splitlines()
+    ]
     assert sorted(r["label"] for r in rows) == ["neg"] * 3 + ["pos"] * 3
     summary = json.loads((repo / "data/synthetic/toy/zero_shot.summary.json").read_text())
     assert summary["endpoint_mode"] == "batch" and summary["price_factor"] == 0.5

@@ -35,8 +35,9 @@ def requests(n: int) -> list[ChatRequest]:
 
 
 def runner(server: ServerHandle, journal: Journal, tmp_path: Path, **kw: object) -> BatchRunner:
-    config = EndpointConfig(base_url=server.base_url, model="m", api_key_env=None, price_in_per_mtok=2.0,
-                            price_out_per_mtok=4.0)
+    config = EndpointConfig(
+        base_url=server.base_url, model="m", api_key_env=None, price_in_per_mtok=2.0, price_out_per_mtok=4.0
+    )
     kw.setdefault("sleep", lambda s: None)
     return BatchRunner(config, journal, tmp_path / "batches", poll_s=0.01, **kw)  # type: ignore[arg-type]
 
@@ -63,7 +64,9 @@ def test_pending_without_wait_is_one_line_and_the_rerun_resumes_the_same_batch(
 ) -> None:
     server.configure(batch_polls=3)
     with Journal(tmp_path / "j.sqlite") as journal:
-        with pytest.raises(BatchPending, match=r"^batch batch_000001 pending: 0/5 done; re-run `dvc repro` later$"):
+        with pytest.raises(
+            BatchPending, match=r"^batch batch_000001 pending: 0/5 done; re-run `dvc repro` later$"
+        ):
             runner(server, journal, tmp_path, wait=False).run(requests(5))
         lines: list[str] = []
         resumed = runner(server, journal, tmp_path, say=lines.append)
@@ -72,7 +75,9 @@ def test_pending_without_wait_is_one_line_and_the_rerun_resumes_the_same_batch(
     assert stats["batches_created"] == 1 and stats["files"] == 2  # one upload, one output
     assert resumed.stats.batches_submitted == 0 and resumed.stats.batch_ids == ["batch_000001"]
     assert any("resuming" in line for line in lines)
-    assert any(line.startswith("batch batch_000001 pending: 0/5 done (in_progress); next poll in") for line in lines)
+    assert any(
+        line.startswith("batch batch_000001 pending: 0/5 done (in_progress); next poll in") for line in lines
+    )
 
 
 def test_polls_back_off(server: ServerHandle, tmp_path: Path) -> None:

@@ -30,8 +30,16 @@ from synthbench.review.server import ReviewServer
 from synthbench.review.session import open_session
 
 pytestmark = pytest.mark.slow
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SHOTS = os.environ.get("SYNTHBENCH_SCREENSHOTS")
 
 
@@ -54,7 +62,9 @@ def browser() -> Iterator[Any]:
         pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run does it as root)")
     with sync_playwright() as playwright:
         try:
-            instance = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+            instance = playwright.chromium.launch(
+                executable_path=executable, args=CHROMIUM_ARGS, headless=True
+            )
         except Exception as exc:  # a browser that cannot start here is a skip, with the reason
             pytest.skip(f"Chromium at {executable} did not start: {str(exc).splitlines()[0]}")
         try:
@@ -89,7 +99,9 @@ def review_server(tmp_path: Path) -> Iterator[tuple[ReviewServer, Layout]]:
 
 
 def _saved(page: Any, count: int) -> None:
-    page.wait_for_function(f"document.querySelectorAll('.row[data-saved=\"yes\"]').length >= {count}", timeout=15000)
+    page.wait_for_function(
+        f"document.querySelectorAll('.row[data-saved=\"yes\"]').length >= {count}", timeout=15000
+    )
 
 
 def test_review_page_from_the_keyboard_persists_across_a_reload(page: Any, review_server) -> None:
@@ -97,8 +109,9 @@ def test_review_page_from_the_keyboard_persists_across_a_reload(page: Any, revie
     page.goto(server.url)
     page.wait_for_selector("body[data-ready='yes']")
     assert page.locator(".row").count() == 24
-    assert "oracle: fresh (88%)" in page.locator(".row").all_inner_texts()[0] or \
-        any("(88%)" in text for text in page.locator(".oracle").all_inner_texts())
+    assert "oracle: fresh (88%)" in page.locator(".row").all_inner_texts()[0] or any(
+        "(88%)" in text for text in page.locator(".oracle").all_inner_texts()
+    )
     for key in ("1", "3", "r"):  # ok → next, off-task → next, relabel (stays on the row)
         page.keyboard.press(key)
     page.keyboard.press("j")
@@ -107,7 +120,13 @@ def test_review_page_from_the_keyboard_persists_across_a_reload(page: Any, revie
     _saved(page, 5)
     assert page.errors == []
     stored = read_decisions(layout.review(TASK, "few_shot"), LABELS)
-    assert sorted(d.verdict for d in stored.values()) == ["off_task", "ok", "unnatural", "wrong_label", "wrong_label"]
+    assert sorted(d.verdict for d in stored.values()) == [
+        "off_task",
+        "ok",
+        "unnatural",
+        "wrong_label",
+        "wrong_label",
+    ]
     if SHOTS:
         page.locator(".row").nth(2).scroll_into_view_if_needed()
         page.evaluate("window.scrollTo(0, 0)")
@@ -126,7 +145,9 @@ def test_review_page_from_the_keyboard_persists_across_a_reload(page: Any, revie
 
 def test_fifty_rows_reviewed_from_the_keyboard_alone(page: Any, tmp_path: Path) -> None:
     layout = write_project(tmp_path, per_label=30)
-    server = ReviewServer(open_session(TASK, "zero_shot", params(tmp_path), layout))  # the default 50-row sample
+    server = ReviewServer(
+        open_session(TASK, "zero_shot", params(tmp_path), layout)
+    )  # the default 50-row sample
     server.start_background()
     try:
         page.goto(server.url)
@@ -144,7 +165,9 @@ def test_fifty_rows_reviewed_from_the_keyboard_alone(page: Any, tmp_path: Path) 
     assert page.locator("#progress").inner_text() == "50 / 50 reviewed"
 
 
-def test_report_html_shows_every_figure_and_the_review_section(page: Any, tmp_path: Path, monkeypatch) -> None:
+def test_report_html_shows_every_figure_and_the_review_section(
+    page: Any, tmp_path: Path, monkeypatch
+) -> None:
     from tests.test_analysis_report import FEW_SHOT, build_run, make_params
 
     from synthbench.analysis.stage import run_analyze
@@ -157,8 +180,10 @@ def test_report_html_shows_every_figure_and_the_review_section(page: Any, tmp_pa
     monkeypatch.chdir(tmp_path)  # the review section reads the current project's files, as in the DVC stage
     run_analyze(make_params(tmp_path), Layout(tmp_path))
     page.goto((tmp_path / "reports" / "report.html").as_uri())
-    images = page.evaluate("[...document.images].map(i => ({w: i.naturalWidth, h: i.naturalHeight, "
-                           "complete: i.complete, alt: i.alt}))")
+    images = page.evaluate(
+        "[...document.images].map(i => ({w: i.naturalWidth, h: i.naturalHeight, "
+        "complete: i.complete, alt: i.alt}))"
+    )
     assert len(images) >= 3
     assert all(image["complete"] and image["w"] > 0 and image["h"] > 0 for image in images), images
     assert page.get_by_role("heading", name="Human review of synthetic rows").count() == 1
@@ -187,13 +212,29 @@ def mlflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, An
 
     root = tmp_path_factory.mktemp("mlflow-ui")
     write_tiny_task(root)
-    manifest = train_stage(TASK, "real", "minilm-l6", tiny_params(root, epochs=2), root).model_dump(mode="json")
+    manifest = train_stage(TASK, "real", "minilm-l6", tiny_params(root, epochs=2), root).model_dump(
+        mode="json"
+    )
     port = _free_port()
     log = (root / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=root,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -230,19 +271,26 @@ def test_mlflow_ui_lists_registered_models_with_tags_and_per_epoch_metrics(page:
         page.get_by_text(tag).first.wait_for(timeout=30000)
     client = mlflow.MlflowClient(tracking_uri=mlflow_ui["uri"])
     parent = client.get_run(mlflow_ui["manifest"]["mlflow_run_id"])
-    child = client.search_runs([parent.info.experiment_id],
-                               f"tags.mlflow.parentRunId = '{parent.info.run_id}'")[0]
+    child = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'"
+    )[0]
     history = client.get_metric_history(child.info.run_id, "val_macro_f1")
     assert [m.step for m in history] == [1, 2]  # two epochs, as the UI will chart them
     page.goto(f"{mlflow_ui['url']}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}")
     for metric in ("val_macro_f1", "train_loss"):
         page.get_by_text(metric, exact=True).first.wait_for(timeout=30000)
-    page.goto(f"{mlflow_ui['url']}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}/model-metrics")
+    page.goto(
+        f"{mlflow_ui['url']}/#/experiments/{child.info.experiment_id}/runs/{child.info.run_id}/model-metrics"
+    )
     page.get_by_text("val_macro_f1").first.wait_for(timeout=30000)
     try:  # the per-epoch charts drew (plotly SVG traces or a canvas, whichever this MLflow uses)
-        page.wait_for_selector("canvas, .js-plotly-plot .scatterlayer .trace, svg path.js-line", timeout=30000)
+        page.wait_for_selector(
+            "canvas, .js-plotly-plot .scatterlayer .trace, svg path.js-line", timeout=30000
+        )
     except Exception:
-        tags = page.evaluate("[...new Set([...document.querySelectorAll('*')].map(e => e.tagName.toLowerCase() + "
-                             "'.' + String(e.getAttribute('class') || '').split(' ')[0]))].join(' ')")
+        tags = page.evaluate(
+            "[...new Set([...document.querySelectorAll('*')].map(e => e.tagName.toLowerCase() + "
+            "'.' + String(e.getAttribute('class') || '').split(' ')[0]))].join(' ')"
+        )
         pytest.fail(f"no chart element on the run's metric page; elements seen: {tags[:4000]}")
     assert json.loads(json.dumps(page.errors)) == [] or all("ResizeObserver" in e for e in page.errors)

@@ -39,13 +39,22 @@ def test_repo_params_validate_and_keep_offline_default() -> None:
         (lambda p: p["generate"].update(temprature=0.7), "unknown key 'generate.temprature'"),
         (lambda p: p.update(extra_section={}), "unknown key 'extra_section'"),
         (lambda p: p["generate"]["endpoint"].update(api_key_env="sk-live-abc123"), "NAME of an environment"),
-        (lambda p: p.update(conditions=["real", "zero_shot"], mixes=[]) or p["train"].update(learning_curve_sizes=[]),
-         "conditions must list 'real', every mode, real+<mix> for every mix and real_n<N> for every "
-         "train.learning_curve_sizes entry: ['real', 'zero_shot', 'few_shot'], got ['real', 'zero_shot']"),
-        (lambda p: p.update(mixes=["few_shot"]) or p["train"].update(learning_curve_sizes=[30]),
-         "['real', 'zero_shot', 'few_shot', 'real+few_shot', 'real_n30'], got"),
-        (lambda p: p.update(modes=["zero_shot"], mixes=["few_shot"], conditions=["real", "zero_shot"]),
-         "mixes ['few_shot'] are not among the modes ['zero_shot']"),
+        (
+            lambda p: (
+                p.update(conditions=["real", "zero_shot"], mixes=[])
+                or p["train"].update(learning_curve_sizes=[])
+            ),
+            "conditions must list 'real', every mode, real+<mix> for every mix and real_n<N> for every "
+            "train.learning_curve_sizes entry: ['real', 'zero_shot', 'few_shot'], got ['real', 'zero_shot']",
+        ),
+        (
+            lambda p: p.update(mixes=["few_shot"]) or p["train"].update(learning_curve_sizes=[30]),
+            "['real', 'zero_shot', 'few_shot', 'real+few_shot', 'real_n30'], got",
+        ),
+        (
+            lambda p: p.update(modes=["zero_shot"], mixes=["few_shot"], conditions=["real", "zero_shot"]),
+            "mixes ['few_shot'] are not among the modes ['zero_shot']",
+        ),
         (lambda p: p.pop("tasks"), "missing key 'tasks'"),
     ],
 )

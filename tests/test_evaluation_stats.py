@@ -91,13 +91,19 @@ def test_expected_calibration_error_on_known_bins() -> None:
 def test_per_class_report_and_confusion_orientation() -> None:
     report = classification_metrics(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b"])
     assert report["confusion_matrix"] == {"labels": ["a", "b"], "matrix": [[1, 1], [0, 2]]}  # row = true
-    assert report["per_class"]["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert report["per_class"]["a"] == {
+        "precision": 1.0,
+        "recall": 0.5,
+        "f1": pytest.approx(2 / 3),
+        "support": 2,
+    }
     assert report["accuracy"] == 0.75
 
 
 def test_evaluate_rejects_test_labels_the_model_does_not_know(tmp_path: Path) -> None:
     training_manifest("rotten_tomatoes", "real", "minilm-l6", labels=["fresh", "rotten"]).write(
-        tmp_path / "models/rotten_tomatoes/real/minilm-l6/training.json")
+        tmp_path / "models/rotten_tomatoes/real/minilm-l6/training.json"
+    )
     test = tmp_path / "data/real/rotten_tomatoes/test.jsonl"
     test.parent.mkdir(parents=True)
     test.write_text(json.dumps({"text": "meh", "label": "neutral"}) + "\n")

@@ -37,22 +37,41 @@ def test_export_reloads_with_classlabel_features_provenance_and_card(tmp_path: P
     train = reloaded["train"]
     assert list(reloaded) == ["train"] and train.num_rows == 22
     assert isinstance(train.features["label"], ClassLabel) and train.features["label"].names == LABELS
-    assert set(train.column_names) == {"text", "label", "generated_label", "review_verdict", "content_hash",
-                                       "model", "prompt_id", "seed", "sample_index", "request_key"}
+    assert set(train.column_names) == {
+        "text",
+        "label",
+        "generated_label",
+        "review_verdict",
+        "content_hash",
+        "model",
+        "prompt_id",
+        "seed",
+        "sample_index",
+        "request_key",
+    }
     by_text = {row["text"]: row for row in train}
     assert rows[1]["text"] not in by_text and rows[13]["text"] not in by_text
     relabelled = by_text[rows[2]["text"]]
     assert train.features["label"].int2str(relabelled["label"]) == "rotten"
     assert (relabelled["generated_label"], relabelled["review_verdict"]) == ("fresh", "wrong_label")
-    assert by_text[rows[0]["text"]]["review_verdict"] == "ok" and by_text[rows[5]["text"]]["review_verdict"] == ""
+    assert (
+        by_text[rows[0]["text"]]["review_verdict"] == "ok"
+        and by_text[rows[5]["text"]]["review_verdict"] == ""
+    )
     assert by_text[rows[5]["text"]]["request_key"] == rows[5]["request_key"]
     assert by_text[rows[5]["text"]]["content_hash"] == content_hash(rows[5]["text"])
     card = (layout.export(TASK, "few_shot") / "README.md").read_text()
     assert card.startswith("---\nlicense: other\n") and "- text-classification" in card
-    for expected in (f"| model | `{MODEL}` |", "'temperature': 0.9", "| cost (USD) | 0.0123 |",
-                     "by reason: {'too_short': 2}", "label noise 25.0% (Wilson 95% interval",
-                     "`fresh`: 3 reviewed, reject rate 66.7% (wrong_label 1, off_task 1, unnatural 0)",
-                     "## Licence note", "**user**: Write a fresh movie review."):
+    for expected in (
+        f"| model | `{MODEL}` |",
+        "'temperature': 0.9",
+        "| cost (USD) | 0.0123 |",
+        "by reason: {'too_short': 2}",
+        "label noise 25.0% (Wilson 95% interval",
+        "`fresh`: 3 reviewed, reject rate 66.7% (wrong_label 1, off_task 1, unnatural 0)",
+        "## Licence note",
+        "**user**: Write a fresh movie review.",
+    ):
         assert expected in card, expected
 
 
@@ -66,9 +85,23 @@ def test_push_to_hub_sends_parquet_and_card_through_the_real_upload_code(tmp_pat
 
     _reviewed_project(tmp_path)
     with fake_hub() as hub:
-        done = cli("export", "--task", TASK, "--mode", "few_shot", "--push-to-hub", "tester/tiny-reviews",
-                   cwd=tmp_path, env={"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_fake",
-                                      "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HUB_DISABLE_XET": "1"})
+        done = cli(
+            "export",
+            "--task",
+            TASK,
+            "--mode",
+            "few_shot",
+            "--push-to-hub",
+            "tester/tiny-reviews",
+            cwd=tmp_path,
+            env={
+                "HF_ENDPOINT": hub.url,
+                "HF_HUB_OFFLINE": "0",
+                "HF_TOKEN": "hf_fake",
+                "HF_HUB_DISABLE_TELEMETRY": "1",
+                "HF_HUB_DISABLE_XET": "1",
+            },
+        )
     assert done.returncode == 0, done.stderr[-3000:] + "\nunknown hub calls: " + json.dumps(hub.unknown)
     assert "pushed to datasets/tester/tiny-reviews" in done.stdout
     files = hub.repos["tester/tiny-reviews"]
@@ -84,7 +117,16 @@ def test_push_to_hub_sends_parquet_and_card_through_the_real_upload_code(tmp_pat
 
 def test_export_without_a_hub_is_one_error_line(tmp_path: Path, cli) -> None:
     _reviewed_project(tmp_path)
-    done = cli("export", "--task", TASK, "--mode", "few_shot", "--push-to-hub", "tester/x", cwd=tmp_path,
-               env={"HF_HUB_OFFLINE": "1"})
+    done = cli(
+        "export",
+        "--task",
+        TASK,
+        "--mode",
+        "few_shot",
+        "--push-to-hub",
+        "tester/x",
+        cwd=tmp_path,
+        env={"HF_HUB_OFFLINE": "1"},
+    )
     assert done.returncode == 3 and done.stderr.startswith("error: push to the hub repo 'tester/x' failed")
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr

@@ -19,8 +19,7 @@ from synthbench.generation.filters import (
 
 # 20 words → 18 word 3-grams.
 BASE = (
-    "The director holds the tension from the opening scene to the final shot and "
-    "the cast never misses a beat"
+    "The director holds the tension from the opening scene to the final shot and the cast never misses a beat"
 )
 # Last word changed: 1 of 18 shingles differs, true Jaccard 17/19 ≈ 0.89.
 LAST_WORD_CHANGED = BASE.replace("a beat", "a step")

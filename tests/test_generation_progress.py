@@ -64,10 +64,13 @@ def test_nineteen_rejected_answers_do_not_judge_yet() -> None:
 def test_the_bar_advances_with_each_answer_as_it_arrives(tmp_path: Path) -> None:
     shown: list[tuple[int, str]] = []
     quality = QualityFilter(min_words=3, max_words=100)
-    watch = ProgressWatch("t/zero_shot", Tally(5, 15, 0.0), quality, lambda n, line: shown.append((n, line)),
-                          clock=lambda: 1.0)
+    watch = ProgressWatch(
+        "t/zero_shot", Tally(5, 15, 0.0), quality, lambda n, line: shown.append((n, line)), clock=lambda: 1.0
+    )
     requests = [
-        ChatRequest(f"k{i}", [{"role": "user", "content": f"write a text number {i}"}], {"max_tokens": 30}, {})
+        ChatRequest(
+            f"k{i}", [{"role": "user", "content": f"write a text number {i}"}], {"max_tokens": 30}, {}
+        )
         for i in range(5)
     ]
     with serve() as server, Journal(tmp_path / "j.sqlite") as journal:

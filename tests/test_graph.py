@@ -25,12 +25,27 @@ from openai_server import serve
 pytestmark = pytest.mark.slow
 BUILTIN, CUSTOM = "rotten_tomatoes", "toy"
 TOY_SPEC = {
-    "name": CUSTOM, "description": "toy sentiment", "subjectivity": 2,
+    "name": CUSTOM,
+    "description": "toy sentiment",
+    "subjectivity": 2,
     "labels": [{"name": "pos", "description": "good"}, {"name": "neg", "description": "bad"}],
     "source": {"kind": "local", "files": {"train": "tasks/toy_train.csv", "test": "tasks/toy_test.csv"}},
     "prompt": {"context": "You write reviews.", "generation": "Write {label_instruction} about {style}."},
 }
-WORDS = ["warm", "sharp", "tender", "bright", "clever", "bold", "dull", "flat", "tired", "loud", "empty", "slow"]
+WORDS = [
+    "warm",
+    "sharp",
+    "tender",
+    "bright",
+    "clever",
+    "bold",
+    "dull",
+    "flat",
+    "tired",
+    "loud",
+    "empty",
+    "slow",
+]
 
 
 def csv(labels: tuple[str, str], n: int, offset: int = 0) -> str:
@@ -51,8 +66,15 @@ def stages_run(output: str) -> set[str]:
 
 def status(repo: Path, env: dict[str, str]) -> set[str]:
     """The stages `dvc status` calls changed."""
-    done = subprocess.run(["dvc", "status", "--json"], cwd=repo, capture_output=True, text=True, env=env,
-                          timeout=300, check=True)
+    done = subprocess.run(
+        ["dvc", "status", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
     return set(json.loads(done.stdout or "{}"))
 
 
@@ -61,7 +83,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Any:
     repo = tmp_path_factory.mktemp("graph")
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO_ROOT / name, repo / name)
-    shutil.copytree(REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    shutil.copytree(
+        REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     tasks = repo / "tasks"
     tasks.mkdir()
     (tasks / "toy.yaml").write_text(yaml.safe_dump(TOY_SPEC))
@@ -72,22 +96,35 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Any:
     with serve() as server:
         params = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
         params.update(
-            tasks=[BUILTIN, CUSTOM], modes=["zero_shot"], mixes=[], conditions=["real", "zero_shot"],
+            tasks=[BUILTIN, CUSTOM],
+            modes=["zero_shot"],
+            mixes=[],
+            conditions=["real", "zero_shot"],
             custom_tasks={CUSTOM: "tasks/toy.yaml"},
             local_sources={BUILTIN: {"train": "tasks/rt_train.csv", "test": "tasks/rt_test.csv"}},
             task_files={"specs": "tasks", "data": "tasks"},
         )
         params["prepare"].update(train_per_label=6, test_per_label=3, min_chars=1)
-        params["generate"].update(per_label=3, diversity_every=2, max_tokens=60, max_attempts_factor=3, min_words=2,
-                                  near_duplicate_threshold=None)
+        params["generate"].update(
+            per_label=3,
+            diversity_every=2,
+            max_tokens=60,
+            max_attempts_factor=3,
+            min_words=2,
+            near_duplicate_threshold=None,
+        )
         params["generate"]["endpoint"].update(kind="openai", base_url=server.base_url, concurrency=4)
         params["train"].update(epochs=1, batch_size=4, max_length=32, learning_curve_sizes=[])
         params["analysis"]["diversity"] = False
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         env.update(PYTHONPATH=str(repo / "src"), OPENAI_API_KEY="sk-test-graph")
-        for args in (("git", "init", "-q"), ("git", "config", "user.email", "t@example.com"),
-                     ("git", "config", "user.name", "t"), ("dvc", "init", "-q")):
+        for args in (
+            ("git", "init", "-q"),
+            ("git", "config", "user.email", "t@example.com"),
+            ("git", "config", "user.name", "t"),
+            ("dvc", "init", "-q"),
+        ):
             sh(*args, cwd=repo, env=env)
         first = sh("dvc", "repro", cwd=repo, env=env)
         sh("git", "add", "-A", cwd=repo, env=env)
@@ -143,8 +180,11 @@ def test_params_edits_mark_exactly_the_stages_that_read_them(project: dict) -> N
     try:
         edit(params_file, "learning_rate: 0.0001", "learning_rate: 0.0002")
         changed = status(repo, env)
-        assert changed == {f"train_{kind}@{t}-{suffix}minilm-l6" for t in (BUILTIN, CUSTOM)
-                           for kind, suffix in (("real", ""), ("synthetic", "zero_shot-"))}
+        assert changed == {
+            f"train_{kind}@{t}-{suffix}minilm-l6"
+            for t in (BUILTIN, CUSTOM)
+            for kind, suffix in (("real", ""), ("synthetic", "zero_shot-"))
+        }
         params_file.write_text(original)
         edit(params_file, "experiment: synthbench", "experiment: synthbench-other")
         changed = status(repo, env)  # the tracking store is read by training, evaluation and champion
@@ -173,9 +213,11 @@ class Recorder:
             return attribute.fget(self)
         value = getattr(obj, name)
         if name == "model_dump":
+
             def dump(*args: Any, include: Any = None, **kwargs: Any) -> Any:
                 log.update(f"{prefix}.{key}" for key in (include or type(obj).model_fields))
                 return value(*args, include=include, **kwargs)
+
             return dump
         if callable(value) and not isinstance(value, BaseModel):
             log.add(prefix)  # any other method may read the whole section
@@ -208,8 +250,9 @@ COMMANDS = {
 
 
 @pytest.mark.parametrize("stage", list(COMMANDS))
-def test_each_stage_reads_only_the_params_it_declares(project: dict, stage: str, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_stage_reads_only_the_params_it_declares(
+    project: dict, stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from typer.testing import CliRunner
 
     import synthbench.cli as cli

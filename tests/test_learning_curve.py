@@ -34,23 +34,43 @@ def test_real_equivalent_reads_a_noisy_dip_on_the_running_maximum() -> None:
 
 
 def table() -> pd.DataFrame:
-    rows = [("real_n20", 0.40), ("real_n50", 0.60), ("real", 0.80), ("zero_shot", 0.50), ("real+zero_shot", 0.85),
-            ("real_n1000", 0.80)]
-    return pd.DataFrame([{"task": "t", "backbone": "b", "condition": c, "macro_f1": f, "accuracy": f + 0.01}
-                         for c, f in rows])
+    rows = [
+        ("real_n20", 0.40),
+        ("real_n50", 0.60),
+        ("real", 0.80),
+        ("zero_shot", 0.50),
+        ("real+zero_shot", 0.85),
+        ("real_n1000", 0.80),
+    ]
+    return pd.DataFrame(
+        [{"task": "t", "backbone": "b", "condition": c, "macro_f1": f, "accuracy": f + 0.01} for c, f in rows]
+    )
 
 
 def test_curve_takes_sizes_from_training_manifests_and_worth_covers_other_conditions() -> None:
-    sizes = {"real": (180, 20), "real_n1000": (180, 20),  # capped at the real set: same point as 'real'
-             "zero_shot": (108, 12), "real+zero_shot": (288, 32)}
-    trainings = {("t", c, "b"): training_manifest("t", c, "b", n_train=n, n_val=v) for c, (n, v) in sizes.items()}
+    sizes = {
+        "real": (180, 20),
+        "real_n1000": (180, 20),  # capped at the real set: same point as 'real'
+        "zero_shot": (108, 12),
+        "real+zero_shot": (288, 32),
+    }
+    trainings = {
+        ("t", c, "b"): training_manifest("t", c, "b", n_train=n, n_val=v) for c, (n, v) in sizes.items()
+    }
     curve = learning_curve_frame(table(), trainings)
-    assert curve[["condition", "real_rows"]].values.tolist() == [["real_n20", 20], ["real_n50", 50], ["real", 200]]
+    assert curve[["condition", "real_rows"]].values.tolist() == [
+        ["real_n20", 20],
+        ["real_n50", 50],
+        ["real", 200],
+    ]
     worth = worth_frame(table(), curve, trainings).set_index("condition")
     assert worth.loc["zero_shot", "rows"] == 120 and worth.loc["zero_shot", "bound"] == "within"
     assert worth.loc["zero_shot", "real_equivalent_rows"] == pytest.approx(math.sqrt(20 * 50))
     assert describe_worth(worth.loc["zero_shot"]) == "≈ 32"
-    assert worth.loc["real+zero_shot", "bound"] == "above" and describe_worth(worth.loc["real+zero_shot"]) == "> 200"
+    assert (
+        worth.loc["real+zero_shot", "bound"] == "above"
+        and describe_worth(worth.loc["real+zero_shot"]) == "> 200"
+    )
 
 
 def test_no_curve_without_two_points() -> None:
@@ -73,15 +93,23 @@ def test_analyze_reports_the_curve_and_what_each_synthetic_set_is_worth(tmp_path
     layout = Layout(tmp_path)
     for condition, (rows, macro_f1) in sizes.items():
         training_manifest("bbc_news", condition, BACKBONE, n_train=rows - rows // 10, n_val=rows // 10).write(
-            layout.training_manifest("bbc_news", condition, BACKBONE))
+            layout.training_manifest("bbc_news", condition, BACKBONE)
+        )
         if condition != "real":
             evaluation_metrics("bbc_news", condition, BACKBONE, [macro_f1]).write(
-                layout.metrics("bbc_news", condition, BACKBONE))
-    params = study({
-        "tasks": ["bbc_news"], "modes": ["zero_shot", "few_shot"], "backbones": [BACKBONE],
-        "train": {"learning_curve_sizes": [20, 50]},
-        "conditions": ["real", "zero_shot", "few_shot", "real_n20", "real_n50"],
-    }, tmp_path, {"diversity": False})
+                layout.metrics("bbc_news", condition, BACKBONE)
+            )
+    params = study(
+        {
+            "tasks": ["bbc_news"],
+            "modes": ["zero_shot", "few_shot"],
+            "backbones": [BACKBONE],
+            "train": {"learning_curve_sizes": [20, 50]},
+            "conditions": ["real", "zero_shot", "few_shot", "real_n20", "real_n50"],
+        },
+        tmp_path,
+        {"diversity": False},
+    )
     run_analyze(params, layout)
     reports = tmp_path / "reports"
     curve = pd.read_csv(reports / "plots" / "learning_curve" / f"bbc_news-{BACKBONE}.csv")

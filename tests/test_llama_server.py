@@ -50,23 +50,34 @@ def engine_processes() -> list[psutil.Process]:
 
 
 def test_the_command_line_sets_slots_threads_no_polling_and_prefix_reuse() -> None:
-    args = llama_server_args("/b/llama-server", "/m.gguf", alias="a", port=5, n_ctx=1024, threads=2,
-                             parallel=4, prefix_reuse=True)
+    args = llama_server_args(
+        "/b/llama-server", "/m.gguf", alias="a", port=5, n_ctx=1024, threads=2, parallel=4, prefix_reuse=True
+    )
+
     def value(flag: str) -> str:
         return args[args.index(flag) + 1]
 
     assert args[0] == "/b/llama-server"
     assert [value(f) for f in ("--parallel", "--ctx-size", "--threads", "--threads-batch", "--poll")] == [
-        "4", "4096", "2", "2", "0"]
+        "4",
+        "4096",
+        "2",
+        "2",
+        "0",
+    ]
     assert "--cache-reuse" in args and "--no-cache-prompt" not in args
-    off = llama_server_args("/b", "/m", alias="a", port=5, n_ctx=1024, threads=1, parallel=1, prefix_reuse=False)
+    off = llama_server_args(
+        "/b", "/m", alias="a", port=5, n_ctx=1024, threads=1, parallel=1, prefix_reuse=False
+    )
     assert "--no-cache-prompt" in off and "--cache-reuse" not in off
 
 
 def test_a_missing_toolchain_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTHBENCH_CACHE", str(tmp_path / "cache"))  # nothing built there
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    with pytest.raises(EndpointError, match=r"^building llama-server needs cmake, c\+\+, cc on PATH; install"):
+    with pytest.raises(
+        EndpointError, match=r"^building llama-server needs cmake, c\+\+, cc on PATH; install"
+    ):
         llama_build.ensure_built()
 
 
@@ -81,19 +92,33 @@ def test_the_sdist_is_pinned_to_the_installed_llama_cpp_python() -> None:
 def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> None:
     n = 8
     requests = [
-        ChatRequest(f"key-{i}", [{"role": "system", "content": "You write reviews."},
-                                 {"role": "user", "content": f"Write a short review of film number {i}."}],
-                    {"max_tokens": 12, "seed": i, "temperature": 0.8}, {"index": i})
+        ChatRequest(
+            f"key-{i}",
+            [
+                {"role": "system", "content": "You write reviews."},
+                {"role": "user", "content": f"Write a short review of film number {i}."},
+            ],
+            {"max_tokens": 12, "seed": i, "temperature": 0.8},
+            {"index": i},
+        )
         for i in range(n)
     ]
-    with embedded_server(embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=BINARY,
-                         parallel=4) as base_url, Journal(tmp_path / "j.sqlite") as journal:
-        client = ChatClient(EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4), journal)
+    with (
+        embedded_server(
+            embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=BINARY, parallel=4
+        ) as base_url,
+        Journal(tmp_path / "j.sqlite") as journal,
+    ):
+        client = ChatClient(
+            EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4), journal
+        )
         answers = client.run(requests)
         assert journal.count() == n and set(answers) == {r.key for r in requests}
         assert client.stats.fresh == n and client.stats.calls_made == n and not client.stats.retries
         assert all(a.completion_tokens > 0 for a in answers.values())
-        again = ChatClient(EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4), journal)
+        again = ChatClient(
+            EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4), journal
+        )
         assert again.run(requests) == answers and again.stats.calls_made == 0
     assert not port_open(base_url)
     assert engine_processes() == []
@@ -102,9 +127,12 @@ def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> 
 @needs_binary
 @pytest.mark.slow
 def test_stops_when_the_block_raises() -> None:
-    with pytest.raises(RuntimeError), embedded_server(
-        embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=BINARY, parallel=2
-    ) as base_url:
+    with (
+        pytest.raises(RuntimeError),
+        embedded_server(
+            embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=BINARY, parallel=2
+        ) as base_url,
+    ):
         assert port_open(base_url)
         raise RuntimeError("stage failed")
     assert not port_open(base_url)
@@ -127,14 +155,20 @@ with embedded_server(embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-s
 @pytest.mark.slow
 @pytest.mark.parametrize("how", ["sigkill", "sigterm", "sigint"])
 def test_no_engine_process_outlives_its_parent(how: str) -> None:
-    parent = subprocess.Popen([sys.executable, "-c", _CHILD, str(BINARY)], stdout=subprocess.PIPE, text=True,
-                              env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(BINARY)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     try:
         assert parent.stdout is not None
         base_url, *pids = parent.stdout.readline().split()
         engine = [psutil.Process(int(pid)) for pid in pids]
         assert any("llama-server" in " ".join(p.cmdline()) for p in engine)
-        parent.send_signal({"sigkill": signal.SIGKILL, "sigterm": signal.SIGTERM, "sigint": signal.SIGINT}[how])
+        parent.send_signal(
+            {"sigkill": signal.SIGKILL, "sigterm": signal.SIGTERM, "sigint": signal.SIGINT}[how]
+        )
         parent.wait(30)
         _gone, alive = psutil.wait_procs(engine, timeout=20)
         assert not alive, f"engine processes outlived their parent: {alive}"
@@ -147,7 +181,9 @@ def test_no_engine_process_outlives_its_parent(how: str) -> None:
 def test_a_failed_build_step_is_one_line_with_the_first_error_and_progress_is_reported() -> None:
     said: list[str] = []
     script = 'echo "[1/3] Building a"; echo "[2/3] Building b"; echo "x.cpp:1: error: boom"; exit 2'
-    with pytest.raises(EndpointError, match=r"^llama-server build failed \(exit 2: x\.cpp:1: error: boom\); full log"):
+    with pytest.raises(
+        EndpointError, match=r"^llama-server build failed \(exit 2: x\.cpp:1: error: boom\); full log"
+    ):
         llama_build._run(["sh", "-c", script], "build", said.append, every_s=0.0)
     assert said == ["compiling llama-server: step 1/3", "compiling llama-server: step 2/3"]
 

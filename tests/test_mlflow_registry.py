@@ -36,14 +36,20 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "real": train_stage(TASK, "real", BACKBONE, two_seeds, root).model_dump(mode="json"),
         "zero_shot": train_stage(TASK, "zero_shot", BACKBONE, one_seed, root).model_dump(mode="json"),
     }
-    metrics = {c: evaluate_stage(TASK, c, BACKBONE, two_seeds, root).model_dump(mode="json") for c in manifests}
+    metrics = {
+        c: evaluate_stage(TASK, c, BACKBONE, two_seeds, root).model_dump(mode="json") for c in manifests
+    }
     params = two_seeds.model_copy(update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]})
     champions = champion_stage(params, root)
     import mlflow
 
     return {
-        "root": root, "manifests": manifests, "metrics": metrics, "champions": champions,
-        "uri": params.tracking_uri, "client": mlflow.MlflowClient(tracking_uri=params.tracking_uri),
+        "root": root,
+        "manifests": manifests,
+        "metrics": metrics,
+        "champions": champions,
+        "uri": params.tracking_uri,
+        "client": mlflow.MlflowClient(tracking_uri=params.tracking_uri),
     }
 
 
@@ -66,8 +72,10 @@ def test_parent_run_has_a_nested_run_per_seed(study: dict) -> None:
 
 def test_training_data_is_logged_as_dataset_inputs_with_the_dvc_md5(study: dict) -> None:
     root, client = study["root"], study["client"]
-    for condition, path in (("real", "data/real/rotten_tomatoes/train.jsonl"),
-                            ("zero_shot", "data/synthetic/rotten_tomatoes/zero_shot.jsonl")):
+    for condition, path in (
+        ("real", "data/real/rotten_tomatoes/train.jsonl"),
+        ("zero_shot", "data/synthetic/rotten_tomatoes/zero_shot.jsonl"),
+    ):
         manifest = study["manifests"][condition]
         for run_id in (manifest["mlflow_run_id"], manifest["registered_run_id"]):
             inputs = client.get_run(run_id).inputs.dataset_inputs
@@ -93,8 +101,10 @@ def test_metrics_report_the_mean_std_and_t_interval_over_seeds(study: dict) -> N
         expected = seed_summary(per_seed, bounds=(0.0, 1.0))
         assert metrics[name] == metrics[f"{name}_mean"] == pytest.approx(sum(per_seed) / 2)
         assert metrics[f"{name}_std"] == pytest.approx(expected["std"])
-        assert metrics[f"{name}_ci95"] == {"low": pytest.approx(expected["ci_low"]),
-                                           "high": pytest.approx(expected["ci_high"])}
+        assert metrics[f"{name}_ci95"] == {
+            "low": pytest.approx(expected["ci_low"]),
+            "high": pytest.approx(expected["ci_high"]),
+        }
     single = study["metrics"]["zero_shot"]
     assert single["n_seeds"] == 1 and single["macro_f1_std"] is None and single["macro_f1_ci95"] is None
     out = study["root"] / "results" / TASK / "real" / BACKBONE
@@ -128,7 +138,10 @@ def test_champion_is_the_best_condition_and_reloads_in_a_new_process(study: dict
     assert champion["condition"] == best and champion["uri"] == f"models:/synthbench-{TASK}@champion"
     manifest = study["manifests"][best]
     logged = study["client"].get_run(manifest["registered_run_id"]).data.metrics["test_accuracy"]
-    test = [json.loads(line) for line in (study["root"] / "data/real" / TASK / "test.jsonl").read_text().splitlines()]
+    test = [
+        json.loads(line)
+        for line in (study["root"] / "data/real" / TASK / "test.jsonl").read_text().splitlines()
+    ]
     script = (
         "import json, sys, mlflow\n"
         "mlflow.set_tracking_uri(sys.argv[1])\n"
@@ -138,7 +151,10 @@ def test_champion_is_the_best_condition_and_reloads_in_a_new_process(study: dict
     for uri in (champion["uri"], f"models:/{champion['registered_model']}@champion"):
         done = subprocess.run(
             [sys.executable, "-c", script, study["uri"], uri, json.dumps([r["text"] for r in test])],
-            capture_output=True, text=True, timeout=300, check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
             env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"},
         )
         assert done.returncode == 0, done.stderr[-3000:]
@@ -148,8 +164,9 @@ def test_champion_is_the_best_condition_and_reloads_in_a_new_process(study: dict
 
 
 def test_set_champions_again_copies_nothing_new(study: dict) -> None:
-    params = tiny_params(study["root"]).model_copy(update={"conditions": ["real", "zero_shot"],
-                                                           "modes": ["zero_shot"]})
+    params = tiny_params(study["root"]).model_copy(
+        update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]}
+    )
     again = champion_stage(params, study["root"])
     assert again == study["champions"]
     versions = study["client"].search_model_versions(f"name='synthbench-{TASK}'")
@@ -159,18 +176,27 @@ def test_set_champions_again_copies_nothing_new(study: dict) -> None:
 def test_paired_bootstrap_between_two_evaluated_conditions(study: dict) -> None:
     result = compare_conditions(TASK, "real", "zero_shot", BACKBONE, Layout(study["root"]), n_resamples=200)
     real, synthetic = (
-        [json.loads(line) for line in (study["root"] / "results" / TASK / c / BACKBONE / "predictions.jsonl")
-         .read_text().splitlines()] for c in ("real", "zero_shot")
+        [
+            json.loads(line)
+            for line in (study["root"] / "results" / TASK / c / BACKBONE / "predictions.jsonl")
+            .read_text()
+            .splitlines()
+        ]
+        for c in ("real", "zero_shot")
     )
-    macro_selected = study["metrics"]["real"]["selected"]["macro_f1"] - study["metrics"]["zero_shot"]["selected"][
-        "macro_f1"]
+    macro_selected = (
+        study["metrics"]["real"]["selected"]["macro_f1"]
+        - study["metrics"]["zero_shot"]["selected"]["macro_f1"]
+    )
     assert result["diff"] == pytest.approx(macro_selected)
     assert result["ci_low"] <= result["diff"] <= result["ci_high"] and 0 < result["p_value"] <= 1
     assert len(real) == len(synthetic) == result["n"] == 6
 
 
 def test_evaluate_and_champion_in_another_tracking_store_fail_with_the_fix(study: dict, tmp_path) -> None:
-    elsewhere = tiny_params(tmp_path).model_copy(update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]})
+    elsewhere = tiny_params(tmp_path).model_copy(
+        update={"conditions": ["real", "zero_shot"], "modes": ["zero_shot"]}
+    )
     before = (study["root"] / "results" / TASK / "real" / BACKBONE / "metrics.json").read_bytes()
     with pytest.raises(ConfigError) as caught:
         evaluate_stage(TASK, "real", BACKBONE, elsewhere, study["root"])
@@ -178,5 +204,7 @@ def test_evaluate_and_champion_in_another_tracking_store_fail_with_the_fix(study
     assert study["manifests"]["real"]["mlflow_run_id"] in message and str(tmp_path) in message
     assert "MLFLOW_TRACKING_URI" in message and "\n" not in message
     assert (study["root"] / "results" / TASK / "real" / BACKBONE / "metrics.json").read_bytes() == before
-    with pytest.raises(ConfigError, match=r"registered model synthbench-rotten_tomatoes-.* is not in the tracking"):
+    with pytest.raises(
+        ConfigError, match=r"registered model synthbench-rotten_tomatoes-.* is not in the tracking"
+    ):
         champion_stage(elsewhere, study["root"])

@@ -33,10 +33,25 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = (work / "server.log").open("w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{work / 'server.db'}",
-         "--artifacts-destination", str(work / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=work, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{work / 'server.db'}",
+            "--artifacts-destination",
+            str(work / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=work,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -49,7 +64,9 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"mlflow server did not answer /health:\n{(work / 'server.log').read_text()[-3000:]}")
+                pytest.fail(
+                    f"mlflow server did not answer /health:\n{(work / 'server.log').read_text()[-3000:]}"
+                )
             time.sleep(0.5)
         yield url
     finally:
@@ -87,11 +104,15 @@ def test_train_logs_to_a_tracking_server_that_mlflowclient_reads_back(
     assert version.run_id == seed_run.info.run_id and version.status == "READY"
     assert version.tags["synthbench.condition"] == "real"
     mlflow.set_tracking_uri(mlflow_server)
-    info = mlflow.models.get_model_info(f"models:/{manifest['registered_model']}/{manifest['registered_version']}")
+    info = mlflow.models.get_model_info(
+        f"models:/{manifest['registered_model']}/{manifest['registered_version']}"
+    )
     assert info.signature is not None and info.saved_input_example_info is not None  # fetched via the server
 
 
-def test_sqlite_store_keeps_artifacts_beside_its_database_whatever_the_cwd(tmp_path: Path, monkeypatch) -> None:
+def test_sqlite_store_keeps_artifacts_beside_its_database_whatever_the_cwd(
+    tmp_path: Path, monkeypatch
+) -> None:
     import mlflow
 
     from synthbench import tracking

@@ -97,14 +97,18 @@ def test_mix_and_curve_train_on_what_they_say_and_champion_points_at_the_best(st
     import mlflow
 
     repo = study["repo"]
-    manifest = {c: json.loads((repo / "models" / TASK / c / "minilm-l6" / "training.json").read_text())
-                for c in ("real", "zero_shot", "real+zero_shot", "real_n8")}
+    manifest = {
+        c: json.loads((repo / "models" / TASK / c / "minilm-l6" / "training.json").read_text())
+        for c in ("real", "zero_shot", "real+zero_shot", "real_n8")
+    }
     rows = {c: m["n_train"] + m["n_val"] for c, m in manifest.items()}
     assert rows["real_n8"] == 8
     # the mix holds every real row and the zero-shot rows that are not repeats of them
     assert max(rows["real"], rows["zero_shot"]) < rows["real+zero_shot"] <= rows["real"] + rows["zero_shot"]
-    metrics = {c: json.loads((repo / "results" / TASK / c / "minilm-l6" / "metrics.json").read_text())
-               for c in CONDITIONS}
+    metrics = {
+        c: json.loads((repo / "results" / TASK / c / "minilm-l6" / "metrics.json").read_text())
+        for c in CONDITIONS
+    }
     champions = json.loads((repo / "reports" / "champions.json").read_text())
     best = max(CONDITIONS, key=lambda c: (metrics[c]["macro_f1"], metrics[c]["accuracy"]))  # first on ties
     assert champions[TASK]["condition"] == best

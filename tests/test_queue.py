@@ -61,10 +61,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, server: ServerHandle) ->
 
 def test_queue_hazard_on_the_code_before_this_fix(server: ServerHandle, tmp_path: Path) -> None:
     """The whole tiny study as it was before the fix (that commit's src, dvc.yaml and params.yaml)."""
-    archive = subprocess.run(["git", "archive", BEFORE_FIX, "src", "dvc.yaml", "params.yaml", ".dvcignore",
-                              ".gitignore"], cwd=REPO_ROOT, capture_output=True, check=False)
+    archive = subprocess.run(
+        ["git", "archive", BEFORE_FIX, "src", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=False,
+    )
     if archive.returncode != 0:
-        pytest.skip(f"commit {BEFORE_FIX} is not in this clone (shallow?): cannot run the code before the fix")
+        pytest.skip(
+            f"commit {BEFORE_FIX} is not in this clone (shallow?): cannot run the code before the fix"
+        )
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
         tar.extractall(tmp_path / "old", filter="data")
     old_code = {"PYTHONPATH": str(tmp_path / "old" / "src")}
@@ -76,8 +82,9 @@ def test_queue_hazard_on_the_code_before_this_fix(server: ServerHandle, tmp_path
     answered_before = server.stats()["answered"]
     journaled = journal_keys(workspace / ".synthbench" / "journal.sqlite")
     # Only a filter param changes: every request is one the workspace journal already holds.
-    status = run_queue(workspace, {"old-a": ["generate.min_words=4"], "old-b": ["generate.min_words=5"]},
-                       env=old_code)
+    status = run_queue(
+        workspace, {"old-a": ["generate.min_words=4"], "old-b": ["generate.min_words=5"]}, env=old_code
+    )
     assert status == {"old-a": "Success", "old-b": "Success"}, queue_log(workspace, "old-a")
     per_generation = len(journaled)
     assert server.stats()["answered"] - answered_before == 2 * per_generation  # every answer paid twice more
@@ -95,34 +102,55 @@ def sweep(workspace: Path, server: ServerHandle) -> dict:
         "SYNTHBENCH_JOURNAL": str(workspace / ".synthbench" / "journal.sqlite"),
         "SYNTHBENCH_WORKERS": "2",
     }
-    status = run_queue(workspace, {"new-a": ["generate.temperature=0.5", "train.learning_rate=3e-4"],
-                                   "new-b": ["generate.temperature=0.5", "train.learning_rate=1e-3"]}, env=env)
+    status = run_queue(
+        workspace,
+        {
+            "new-a": ["generate.temperature=0.5", "train.learning_rate=3e-4"],
+            "new-b": ["generate.temperature=0.5", "train.learning_rate=1e-3"],
+        },
+        env=env,
+    )
     keys = journal_keys(workspace / ".synthbench" / "journal.sqlite")
-    return {"status": status, "answered": server.stats()["answered"] - answered_before, "keys": keys,
-            "new_keys": set(keys) - keys_before, "baseline": sh("git", "rev-parse", "HEAD", cwd=workspace).strip()}
+    return {
+        "status": status,
+        "answered": server.stats()["answered"] - answered_before,
+        "keys": keys,
+        "new_keys": set(keys) - keys_before,
+        "baseline": sh("git", "rev-parse", "HEAD", cwd=workspace).strip(),
+    }
 
 
 def test_queued_experiments_succeed_and_journal_every_answer_once(sweep: dict, workspace: Path) -> None:
     assert sweep["status"] == {"new-a": "Success", "new-b": "Success"}, queue_log(workspace, "new-a")
     assert len(sweep["keys"]) == len(set(sweep["keys"]))
-    per_generation = json.loads(
-        (workspace / "data/synthetic" / TASK / "zero_shot.summary.json").read_text())["client"]["requested"]
+    per_generation = json.loads((workspace / "data/synthetic" / TASK / "zero_shot.summary.json").read_text())[
+        "client"
+    ]["requested"]
     assert len(sweep["new_keys"]) == per_generation  # the new temperature's answers, in the workspace journal
 
 
 def test_two_experiments_needing_the_same_new_answers_pay_once(sweep: dict) -> None:
     new_keys = len(sweep["new_keys"])
-    assert sweep["answered"] == new_keys, f"the server answered {sweep['answered']} requests for {new_keys} new keys"
+    assert sweep["answered"] == new_keys, (
+        f"the server answered {sweep['answered']} requests for {new_keys} new keys"
+    )
 
 
-def test_every_run_lands_in_the_one_store_tagged_with_experiment_and_commit(sweep: dict, workspace: Path) -> None:
+def test_every_run_lands_in_the_one_store_tagged_with_experiment_and_commit(
+    sweep: dict, workspace: Path
+) -> None:
     runs = mlflow_runs(workspace / "mlflow.db")
     by_exp: dict[str, list[dict[str, str]]] = {}
     for tags in runs:
         by_exp.setdefault(tags.get("synthbench.dvc_exp_name", ""), []).append(tags)
     for name in ("new-a", "new-b"):
         # learning_rate changed: train_real and train_synthetic re-ran, a parent and a seed run each
-        assert sorted(t["synthbench.condition"] for t in by_exp[name]) == ["real", "real", "zero_shot", "zero_shot"]
+        assert sorted(t["synthbench.condition"] for t in by_exp[name]) == [
+            "real",
+            "real",
+            "zero_shot",
+            "zero_shot",
+        ]
         assert {t["synthbench.git_sha"] for t in by_exp[name]} == {sweep["baseline"]}
     assert "old-a" not in by_exp and "old-b" not in by_exp
 

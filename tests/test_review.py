@@ -42,7 +42,10 @@ def test_sample_keeps_label_shares_is_seeded_and_interleaves_labels() -> None:
     assert sample == stratified_sample(rows, 8, seed=3)
     assert sample != stratified_sample(rows, 8, seed=4)
     # a rare label still gets a row; n beyond the file returns every distinct text once
-    assert Counter(r["label"] for r in stratified_sample(synthetic_rows("z", 39, 1), 5, 0)) == {"fresh": 4, "rotten": 1}
+    assert Counter(r["label"] for r in stratified_sample(synthetic_rows("z", 39, 1), 5, 0)) == {
+        "fresh": 4,
+        "rotten": 1,
+    }
     assert len(stratified_sample(rows + rows, 500, 0)) == 40
 
 
@@ -59,8 +62,13 @@ def test_each_decision_is_on_disk_sorted_by_hash_when_record_returns(tmp_path: P
     assert [line["hash"] for line in lines] == sorted(content_hash(t) for t in texts if t != texts[2])
     by_hash = {line["hash"]: line for line in lines}
     assert by_hash[content_hash(texts[1])] | {"at": ""} == {
-        "hash": content_hash(texts[1]), "label": "fresh", "verdict": "wrong_label", "relabel": "rotten",
-        "text": texts[1], "at": ""}
+        "hash": content_hash(texts[1]),
+        "label": "fresh",
+        "verdict": "wrong_label",
+        "relabel": "rotten",
+        "text": texts[1],
+        "at": "",
+    }
     assert "relabel" not in by_hash[content_hash(texts[0])]
 
 
@@ -68,14 +76,23 @@ def test_a_killed_reviewer_loses_no_acknowledged_decision(tmp_path: Path) -> Non
     """A child records decisions as fast as it can and prints each acknowledgement; SIGKILL mid-stream must leave
     a valid file holding at least every acknowledged decision (atomic replace, never a torn line)."""
     path = tmp_path / "review.jsonl"
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         from pathlib import Path
         from synthbench.data.reviews import DecisionStore
         store = DecisionStore(Path({str(path)!r}), ["fresh", "rotten"])
         for i in range(100000):
             store.record(f"text {{i}} " + "padding " * 50, "fresh", "unnatural")
             print(i, flush=True)
-        """)], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
     assert child.stdout is not None
     acknowledged = [int(child.stdout.readline()) for _ in range(40)]
     child.send_signal(signal.SIGKILL)
@@ -94,7 +111,9 @@ def test_verdicts_drop_rejects_and_relabel_before_training(tmp_path: Path) -> No
     store.record(rows[2]["text"], "fresh", "unnatural")
     store.record(rows[3]["text"], "fresh", "wrong_label")  # no correction: dropped
     store.record(rows[4]["text"].upper(), "fresh", "wrong_label", relabel="rotten")  # the hash ignores case
-    store.record(rows[12]["text"], "fresh", "wrong_label", relabel="rotten")  # judged as fresh, but it is rotten now
+    store.record(
+        rows[12]["text"], "fresh", "wrong_label", relabel="rotten"
+    )  # judged as fresh, but it is rotten now
     data = build_training_data(TASK, "real+zero_shot", LABELS, [], 0, Layout(tmp_path))
     synthetic = [row for row, origin in zip(data.rows, data.origins, strict=True) if origin == "zero_shot"]
     texts = {text for text, _ in synthetic}
@@ -130,20 +149,33 @@ def test_server_serves_the_page_and_sample_and_writes_each_decision(tmp_path: Pa
         assert "http" not in page.replace("http://www.w3.org", "").split("<script>")[0]  # no external assets
         status, sample = _http(server.url + "api/sample")
         assert status == 200 and sample["labels"] == LABELS and sample["n_synthetic"] == 24
-        assert len(sample["rows"]) == 10 and Counter(r["label"] for r in sample["rows"]) == {"fresh": 5, "rotten": 5}
+        assert len(sample["rows"]) == 10 and Counter(r["label"] for r in sample["rows"]) == {
+            "fresh": 5,
+            "rotten": 5,
+        }
         first, second = sample["rows"][0], sample["rows"][1]
         status, answer = _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "off_task"})
         assert status == 200 and answer["decision"]["verdict"] == "off_task" and answer["reviewed"] == 1
         assert read_decisions(layout.review(TASK, "few_shot"))[first["hash"]].verdict == "off_task"
-        _http(server.url + "api/decision", {"hash": second["hash"], "verdict": "wrong_label",
-                                            "relabel": "rotten" if second["label"] == "fresh" else "fresh"})
+        _http(
+            server.url + "api/decision",
+            {
+                "hash": second["hash"],
+                "verdict": "wrong_label",
+                "relabel": "rotten" if second["label"] == "fresh" else "fresh",
+            },
+        )
         assert _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "meh"})[0] == 400
         assert _http(server.url + "api/decision", {"hash": "0" * 16, "verdict": "ok"})[0] == 400
-        status, answer = _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "wrong_label",
-                                                              "relabel": first["label"]})
+        status, answer = _http(
+            server.url + "api/decision",
+            {"hash": first["hash"], "verdict": "wrong_label", "relabel": first["label"]},
+        )
         assert status == 400 and "cannot relabel" in answer["error"]
-        assert _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "ok",
-                                                   "relabel": "nope"})[0] == 200  # relabel ignored unless wrong
+        assert (
+            _http(server.url + "api/decision", {"hash": first["hash"], "verdict": "ok", "relabel": "nope"})[0]
+            == 200
+        )  # relabel ignored unless wrong
     finally:
         server.shutdown()
         server.server_close()
@@ -151,7 +183,9 @@ def test_server_serves_the_page_and_sample_and_writes_each_decision(tmp_path: Pa
     again = open_session(TASK, "few_shot", params(tmp_path), layout, n=10).payload()
     assert [r["hash"] for r in again["rows"]] == [r["hash"] for r in sample["rows"]]
     assert again["rows"][0]["decision"]["verdict"] == "ok"
-    assert again["rows"][1]["decision"]["verdict"] == "wrong_label" and again["rows"][1]["decision"]["relabel"]
+    assert (
+        again["rows"][1]["decision"]["verdict"] == "wrong_label" and again["rows"][1]["decision"]["relabel"]
+    )
 
 
 def test_rows_show_oracle_and_the_few_shot_examples_their_prompt_showed(tmp_path: Path) -> None:
@@ -195,7 +229,9 @@ def test_stats_and_report_section_give_reject_rates_per_label_and_reason(tmp_pat
     ]
     noise = blocks[-1].items[0]
     assert "label noise 25.0% (Wilson 95% interval 7.1%–59.1%" in noise
-    assert review_section([TASK], ["zero_shot"], layout)[1].text.startswith("No synthetic rows have been reviewed")
+    assert review_section([TASK], ["zero_shot"], layout)[1].text.startswith(
+        "No synthetic rows have been reviewed"
+    )
 
 
 def test_bad_input_is_one_error_line(tmp_path: Path, cli) -> None:
@@ -210,13 +246,17 @@ def test_bad_input_is_one_error_line(tmp_path: Path, cli) -> None:
     review = layout.review(TASK, "zero_shot")
     for args, message in cases:
         done = cli(*args, cwd=tmp_path)
-        assert done.returncode in (2, 3) and done.stderr.startswith("error: ") and message in done.stderr, args
+        assert done.returncode in (2, 3) and done.stderr.startswith("error: ") and message in done.stderr, (
+            args
+        )
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert cli("review", "--task", TASK, "--mode", "zero_shot", "--check", cwd=tmp_path).returncode == 0
     assert review.read_text() == ""  # --check creates the empty file a DVC stage depends on
     review.write_text('{"hash": "abc", "label": "fresh", "verdict": "ok"}\n{"hash": "abd", "lab\n')
     done = cli("review", "--task", TASK, "--mode", "zero_shot", "--check", cwd=tmp_path)
-    assert done.returncode == 3 and done.stderr.startswith(f"error: {Layout().review(TASK, 'zero_shot')}:2: not valid")
+    assert done.returncode == 3 and done.stderr.startswith(
+        f"error: {Layout().review(TASK, 'zero_shot')}:2: not valid"
+    )
     assert len(done.stderr.strip().splitlines()) == 1
     review.write_text('{"hash": "abc", "label": "fresh", "verdict": "wrong_label", "relabel": "stale"}\n')
     done = cli("review", "--task", TASK, "--mode", "zero_shot", "--check", cwd=tmp_path)

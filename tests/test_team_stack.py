@@ -99,8 +99,9 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         sh("dvc", "push", "--run-cache", cwd=b, env=env)
         sh("git", "add", "-A", cwd=b)
         sh("git", "commit", "-qm", f"machine B: {TASK_B}", cwd=b)
-        rejected = subprocess.run(["git", "push", "-q", "origin", "main"], cwd=b, capture_output=True, text=True,
-                                  check=False)
+        rejected = subprocess.run(
+            ["git", "push", "-q", "origin", "main"], cwd=b, capture_output=True, text=True, check=False
+        )
         # A pushed first. B's lock would collide with A's: set it aside (README "Scaling out"); B's stages are
         # in its run cache, and `dvc repro --pull` re-derives their lock entries.
         sh("git", "reset", "-q", "HEAD~1", cwd=b)
@@ -113,10 +114,20 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         sh("git", "commit", "-qm", f"aggregate: {TASK_A} + {TASK_B}, champion, analyze", cwd=b)
         sh("git", "push", "-q", "origin", "main", cwd=b)
         yield {
-            "a": a, "b": b, "env": env, "mlflow": ml.url, "s3": s3.url, "out_a": out_a, "out_b": out_b,
-            "answered_a": answered_a, "answered_b": answered - answered_a,
-            "aggregate": aggregate, "aggregate_calls": llm.stats()["answered"] - answered,
-            "trainings_before": trainings, "trainings_after": train_runs(ml.url), "pids": pids,
+            "a": a,
+            "b": b,
+            "env": env,
+            "mlflow": ml.url,
+            "s3": s3.url,
+            "out_a": out_a,
+            "out_b": out_b,
+            "answered_a": answered_a,
+            "answered_b": answered - answered_a,
+            "aggregate": aggregate,
+            "aggregate_calls": llm.stats()["answered"] - answered,
+            "trainings_before": trainings,
+            "trainings_after": train_runs(ml.url),
+            "pids": pids,
             "rejected": rejected.returncode,
         }
     assert not any(alive(pid) for pid in pids), "a server outlived the stack"
@@ -165,8 +176,9 @@ def test_a_fresh_process_loads_each_champion_from_the_server(team: dict) -> None
     )
     # No S3 credentials here: the server proxies the artifacts it keeps in S3.
     env = {**base_env(), "MLFLOW_TRACKING_URI": team["mlflow"]}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     predictions = json.loads(done.stdout.strip().splitlines()[-1])
     assert predictions[TASK_A][0] in {"football", "tennis"}

@@ -18,14 +18,14 @@ def test_usable_cores_is_the_affinity_mask() -> None:
 @pytest.mark.parametrize(
     ("explicit", "env", "cores", "expected"),
     [
-        (None, {}, 8, 8),                              # every core this process may use
-        (None, {THREADS_ENV: "3"}, 8, 3),              # a budget
-        (None, {THREADS_ENV: "32"}, 8, 8),             # never more than the cores
-        (None, {WORKERS_ENV: "2"}, 8, 4),                 # two queue workers share them
-        (None, {WORKERS_ENV: "3"}, 2, 1),                 # at least one
+        (None, {}, 8, 8),  # every core this process may use
+        (None, {THREADS_ENV: "3"}, 8, 3),  # a budget
+        (None, {THREADS_ENV: "32"}, 8, 8),  # never more than the cores
+        (None, {WORKERS_ENV: "2"}, 8, 4),  # two queue workers share them
+        (None, {WORKERS_ENV: "3"}, 2, 1),  # at least one
         (None, {THREADS_ENV: "2", WORKERS_ENV: "4"}, 8, 2),  # an explicit budget wins over the division
-        (6, {THREADS_ENV: "1"}, 8, 6),                 # the param wins over the env
-        (16, {}, 2, 2),                                # a param is capped at the cores too
+        (6, {THREADS_ENV: "1"}, 8, 6),  # the param wins over the env
+        (16, {}, 2, 2),  # a param is capped at the cores too
     ],
 )
 def test_thread_budget(explicit: int | None, env: dict[str, str], cores: int, expected: int) -> None:

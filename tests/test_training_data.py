@@ -19,17 +19,37 @@ from synthbench.training.data import build_training_data, parse_condition
 
 TASK = "rotten_tomatoes"  # built-in spec; labels fresh, rotten. The tests write their own tiny data files.
 LABELS = ["fresh", "rotten"]
-FRESH = ["a wonderful, moving film", "brilliant acting and a sharp script", "funny and warm throughout",
-         "a triumph of a movie", "delightful from start to end", "smart, tender and true",
-         "the best comedy this year", "gorgeous and heartfelt", "a joy to watch", "clever and kind"]
-ROTTEN = ["a dull, lifeless mess", "boring and far too long", "the plot makes no sense",
-          "a tedious waste of time", "flat jokes and bad acting", "clumsy, loud and empty",
-          "the worst film of the year", "tiresome and predictable", "a chore to sit through", "smug and hollow"]
+FRESH = [
+    "a wonderful, moving film",
+    "brilliant acting and a sharp script",
+    "funny and warm throughout",
+    "a triumph of a movie",
+    "delightful from start to end",
+    "smart, tender and true",
+    "the best comedy this year",
+    "gorgeous and heartfelt",
+    "a joy to watch",
+    "clever and kind",
+]
+ROTTEN = [
+    "a dull, lifeless mess",
+    "boring and far too long",
+    "the plot makes no sense",
+    "a tedious waste of time",
+    "flat jokes and bad acting",
+    "clumsy, loud and empty",
+    "the worst film of the year",
+    "tiresome and predictable",
+    "a chore to sit through",
+    "smug and hollow",
+]
 
 
 def write_jsonl(path: Path, rows: list[tuple[str, str]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in rows), encoding="utf-8"
+    )
     return path
 
 
@@ -45,11 +65,13 @@ def write_tiny_task(root: Path, synthetic: dict[str, list[tuple[str, str]]] | No
 
 
 def tiny_params(root: Path, **train: object) -> Params:
-    return Params.model_validate({
-        "tasks": [TASK],
-        "train": {"epochs": 1, "batch_size": 4, "max_length": 32, **train},
-        "tracking": {"uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "synthbench-tests"},
-    })
+    return Params.model_validate(
+        {
+            "tasks": [TASK],
+            "train": {"epochs": 1, "batch_size": 4, "max_length": 32, **train},
+            "tracking": {"uri": f"sqlite:///{root / 'mlflow.db'}", "experiment": "synthbench-tests"},
+        }
+    )
 
 
 def test_parse_condition_knows_modes_mixes_and_learning_curve_sizes() -> None:
@@ -63,10 +85,15 @@ def test_parse_condition_knows_modes_mixes_and_learning_curve_sizes() -> None:
 
 
 def test_mix_is_real_rows_then_synthetic_rows_without_repeats(tmp_path: Path) -> None:
-    synthetic = [("A  wonderful, MOVING film", "fresh"), ("an original synthetic rave", "fresh"),
-                 ("an original synthetic pan", "rotten")]
+    synthetic = [
+        ("A  wonderful, MOVING film", "fresh"),
+        ("an original synthetic rave", "fresh"),
+        ("an original synthetic pan", "rotten"),
+    ]
     tiny = write_tiny_task(tmp_path, {"zero_shot": synthetic})
-    data = build_training_data(TASK, "real+zero_shot", LABELS, [t for t, _ in tiny["test"]], 0, Layout(tmp_path))
+    data = build_training_data(
+        TASK, "real+zero_shot", LABELS, [t for t, _ in tiny["test"]], 0, Layout(tmp_path)
+    )
     # the first synthetic text repeats a real one (up to case and spaces): the real row wins
     assert data.rows == tiny["train"] + synthetic[1:]
     assert data.origins == ["real"] * 12 + ["zero_shot"] * 2
@@ -109,8 +136,11 @@ def test_validation_split_never_contains_test_texts(tmp_path: Path) -> None:
     test_texts = [t for t in FRESH[7:]] + [t for t in ROTTEN[7:]]
     # an LLM can reproduce a test text verbatim or with other case/spacing: all three must go
     leaked = [(FRESH[7], "fresh"), (" " + FRESH[8].upper(), "fresh"), (ROTTEN[9] + "  ", "rotten")]
-    synthetic = leaked + [(f"synthetic rave {i}", "fresh") for i in range(5)] + [
-        (f"synthetic pan {i}", "rotten") for i in range(5)]
+    synthetic = (
+        leaked
+        + [(f"synthetic rave {i}", "fresh") for i in range(5)]
+        + [(f"synthetic pan {i}", "rotten") for i in range(5)]
+    )
     write_tiny_task(tmp_path, {"few_shot": synthetic})
     banned = {text_key(t) for t in test_texts}
     for condition in ("few_shot", "real+few_shot", "real"):

@@ -27,8 +27,16 @@ PARAMS = TrainParams(epochs=1, batch_size=4, max_length=32, learning_rate=1e-4)
 
 
 def train_and_predict(tmp_path: Path, name: str, seed: int) -> tuple[list[dict[str, float]], np.ndarray]:
-    result = fine_tune(resolve_backbone("minilm-l6"), TRAIN, VAL, LABELS, PARAMS, tmp_path / name / "model",
-                       tmp_path / name / "work", seed=seed)
+    result = fine_tune(
+        resolve_backbone("minilm-l6"),
+        TRAIN,
+        VAL,
+        LABELS,
+        PARAMS,
+        tmp_path / name / "model",
+        tmp_path / name / "work",
+        seed=seed,
+    )
     assert result.seed == seed and result.best_epoch == 1 and len(result.history) == 1
     return result.history, TextClassifier.load(tmp_path / name / "model").predict_proba(TEST)
 
@@ -66,8 +74,14 @@ def test_out_of_memory_is_a_training_error_naming_the_fix(tmp_path: Path) -> Non
         except TrainingError as exc:
             print("TrainingError:", exc)
     """)
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "OMP_NUM_THREADS": "2"}, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        check=False,
+    )
     lines = [line for line in done.stdout.splitlines() if line.startswith("TrainingError:")]
     assert lines, done.stdout[-2000:] + done.stderr[-2000:]
     assert "out of memory training with batch_size=64, max_length=512" in lines[0]

@@ -125,7 +125,9 @@ def _known_task(task: str, params: Path, snapshot: Path) -> None:
 
     tasks = list(_params(params).tasks)
     if task not in tasks:
-        raise ConfigError(Registry("task", "fix --task or params.yaml tasks", dict.fromkeys(tasks)).unknown(task))
+        raise ConfigError(
+            Registry("task", "fix --task or params.yaml tasks", dict.fromkeys(tasks)).unknown(task)
+        )
 
 
 def _labels(task: str, params: Path) -> list[str]:
@@ -138,9 +140,7 @@ def _labels(task: str, params: Path) -> list[str]:
 
 
 @app.command()
-def prepare(
-    task: TaskOption, params: ParamsOption = Path("params.yaml")
-) -> None:
+def prepare(task: TaskOption, params: ParamsOption = Path("params.yaml")) -> None:
     """Real data → data/real/<task>/{train,test}.jsonl + stats.json + task.json (the spec snapshot)."""
     from synthbench.prepare import run_prepare
     from synthbench.tasks import load_task
@@ -148,8 +148,13 @@ def prepare(
     def run() -> dict[str, Any]:
         p = _params(params)
         spec = load_task(task, p.custom_tasks)
-        return run_prepare(spec, seed=p.seed, prepare=p.prepare, local_source=p.local_sources.get(task),
-                           data_folder=p.task_files.data)
+        return run_prepare(
+            spec,
+            seed=p.seed,
+            prepare=p.prepare,
+            local_source=p.local_sources.get(task),
+            data_folder=p.task_files.data,
+        )
 
     stats = _run(run)
     typer.echo(f"prepared {task}: {stats['n_train']} train / {stats['n_test']} test rows")
@@ -190,7 +195,9 @@ def train(
 
     def run() -> Any:
         p = _params(params)
-        return run_train(task, _labels(task, params), condition, backbone, train=p.train, tracking_params=p.tracking)
+        return run_train(
+            task, _labels(task, params), condition, backbone, train=p.train, tracking_params=p.tracking
+        )
 
     manifest = _run(run)
     typer.echo(
@@ -210,7 +217,9 @@ def evaluate(
     from synthbench.evaluation.stage import run_evaluate
 
     metrics = _run(lambda: run_evaluate(task, condition, backbone, tracking_params=_params(params).tracking))
-    typer.echo(f"{task}/{condition}/{backbone}: macro_f1={metrics.macro_f1:.4f} accuracy={metrics.accuracy:.4f}")
+    typer.echo(
+        f"{task}/{condition}/{backbone}: macro_f1={metrics.macro_f1:.4f} accuracy={metrics.accuracy:.4f}"
+    )
 
 
 @app.command()
@@ -224,7 +233,9 @@ def champion(params: ParamsOption = Path("params.yaml")) -> None:
 
     for task, entry in _run(run).items():
         where = entry.get("uri") or entry.get("note", "")
-        typer.echo(f"{task}: {entry['condition']}/{entry['backbone']} macro_f1={entry['macro_f1']:.4f} → {where}")
+        typer.echo(
+            f"{task}: {entry['condition']}/{entry['backbone']} macro_f1={entry['macro_f1']:.4f} → {where}"
+        )
 
 
 @app.command()
@@ -235,8 +246,15 @@ def analyze(params: ParamsOption = Path("params.yaml")) -> None:
     def run() -> dict[str, Any]:
         p = _params(params)
         tasks = list(p.tasks)
-        study = Study(tasks=tasks, modes=list(p.modes), conditions=list(p.conditions), backbones=list(p.backbones),
-                      seed=p.seed, specs={task: _spec(task, params) for task in tasks}, settings=p.analysis)
+        study = Study(
+            tasks=tasks,
+            modes=list(p.modes),
+            conditions=list(p.conditions),
+            backbones=list(p.backbones),
+            seed=p.seed,
+            specs={task: _spec(task, params) for task in tasks},
+            settings=p.analysis,
+        )
         return run_analyze(study)
 
     result = _run(run)
@@ -332,8 +350,13 @@ def review(
     params: ParamsOption = Path("params.yaml"),
     n: Annotated[int, typer.Option("--n", help="Rows to review, stratified by intended label.")] = 50,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1; 0 picks a free one.")] = 0,
-    check: Annotated[bool, typer.Option("--check", help="Create (if missing) and validate the review file; "
-                                        "no server (the DVC review stage).")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Create (if missing) and validate the review file; no server (the DVC review stage).",
+        ),
+    ] = False,
 ) -> None:
     """Judge a sample of synthetic rows in the browser → data/review/<task>/<mode>.jsonl (see the page's keys)."""
     from synthbench.layout import LAYOUT
@@ -346,8 +369,10 @@ def review(
         return
     session = _run(lambda: open_session(task, mode, _params(params), LAYOUT, n=n))
     server = _run(lambda: ReviewServer(session, port=port))
-    typer.echo(f"reviewing {len(session.rows)} of {session.n_synthetic} rows of {task}/{mode} at {server.url} "
-               f"(decisions → {session.store.path}); Ctrl-C to stop")
+    typer.echo(
+        f"reviewing {len(session.rows)} of {session.n_synthetic} rows of {task}/{mode} at {server.url} "
+        f"(decisions → {session.store.path}); Ctrl-C to stop"
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -362,7 +387,9 @@ def export(
     mode: ModeOption,
     params: ParamsOption = Path("params.yaml"),
     out: Annotated[Path | None, typer.Option(help="Folder (default exports/<task>/<mode>).")] = None,
-    push_to_hub: Annotated[str | None, typer.Option(help="Also push to this hub dataset repo (user/name).")] = None,
+    push_to_hub: Annotated[
+        str | None, typer.Option(help="Also push to this hub dataset repo (user/name).")
+    ] = None,
     private: Annotated[bool, typer.Option(help="Create the hub repo private.")] = False,
 ) -> None:
     """Reviewed synthetic rows → a datasets.DatasetDict (ClassLabel, provenance columns) + dataset card."""
@@ -370,8 +397,10 @@ def export(
     from synthbench.review.export import export_dataset
 
     result = _run(lambda: export_dataset(task, mode, _params(params), LAYOUT, out, push_to_hub, private))
-    typer.echo(f"exported {result['n_rows']} rows ({result['dropped']} dropped in review) to {result['path']}"
-               + (f"; pushed to {result['pushed']}" if result["pushed"] else ""))
+    typer.echo(
+        f"exported {result['n_rows']} rows ({result['dropped']} dropped in review) to {result['path']}"
+        + (f"; pushed to {result['pushed']}" if result["pushed"] else "")
+    )
 
 
 @cache_app.command("merge")

@@ -64,9 +64,12 @@ class EndpointParams(_Section):
         "pinned llama-cpp-python sdist, needs cmake and a C++ compiler). The client then sends `parallel` "
         "requests at once.",
     )
-    parallel: int = Field(default=4, ge=1, le=64, description="llama-server: slots (requests served at once).")
+    parallel: int = Field(
+        default=4, ge=1, le=64, description="llama-server: slots (requests served at once)."
+    )
     prefix_reuse: bool = Field(
-        default=True, description="llama-server: keep each slot's prompt in cache for the next request sharing it."
+        default=True,
+        description="llama-server: keep each slot's prompt in cache for the next request sharing it.",
     )
     n_threads: int | None = Field(
         default=None,
@@ -165,11 +168,13 @@ class TrainParams(_Section):
     val_fraction: float = Field(default=0.1, gt=0, lt=1, description="Of the training condition's own data.")
     seed: int = Field(default=0, description="The single training seed when `seeds` is not set.")
     seeds: list[int] | None = Field(
-        default=None, min_length=1,
+        default=None,
+        min_length=1,
         description="One training per seed (metrics: mean ± std and 95% t-interval); default [seed].",
     )
     data_seed: int = Field(
-        default=0, description="Seeds the validation split and learning-curve subsamples (same for every seed)."
+        default=0,
+        description="Seeds the validation split and learning-curve subsamples (same for every seed).",
     )
     learning_curve_sizes: list[int] = Field(
         default_factory=list,
@@ -179,7 +184,8 @@ class TrainParams(_Section):
         default="auto", description="auto = bf16 (else fp16) on a CUDA GPU, fp32 on CPU."
     )
     torch_threads: int | None = Field(
-        default=None, ge=1,
+        default=None,
+        ge=1,
         description="null: the cores this process may use (CPU affinity), or $SYNTHBENCH_THREADS, or those cores "
         "divided by $SYNTHBENCH_WORKERS (synthbench.threads); a number is capped at the cores.",
     )
@@ -252,7 +258,9 @@ class TaskFilesParams(_Section):
     edit to any of them re-runs prepare (whose outputs only change for the task whose files changed)."""
 
     specs: str = Field(default="tasks", description="Folder of the custom task specs (params custom_tasks).")
-    data: str = Field(default="tasks", description="Folder of local data files (local_sources, custom tasks).")
+    data: str = Field(
+        default="tasks", description="Folder of local data files (local_sources, custom tasks)."
+    )
 
 
 class Params(_Section):
@@ -260,7 +268,8 @@ class Params(_Section):
     tasks: list[str] = Field(min_length=1)
     modes: list[Literal["zero_shot", "few_shot"]] = Field(default_factory=lambda: list(GENERATION_MODES))
     mixes: list[Literal["zero_shot", "few_shot"]] = Field(
-        default_factory=list, description="Modes also trained as real+<mode> (real rows plus that mode's rows)."
+        default_factory=list,
+        description="Modes also trained as real+<mode> (real rows plus that mode's rows).",
     )
     conditions: list[str] = Field(default_factory=lambda: ["real", *GENERATION_MODES])
     backbones: list[str] = Field(default_factory=lambda: ["minilm-l6"])
@@ -294,9 +303,12 @@ class Params(_Section):
         checks = [(f"custom_tasks.{name}", path, "specs") for name, path in self.custom_tasks.items()]
         checks += [
             (f"local_sources.{task}.{split}", getattr(source, split), "data")
-            for task, source in self.local_sources.items() for split in ("train", "test")
+            for task, source in self.local_sources.items()
+            for split in ("train", "test")
         ]
-        checks += [(f"analysis.annotations.{task}", path, "data") for task, path in self.analysis.annotations.items()]
+        checks += [
+            (f"analysis.annotations.{task}", path, "data") for task, path in self.analysis.annotations.items()
+        ]
         if self.analysis.comparisons_csv:
             checks.append(("analysis.comparisons_csv", self.analysis.comparisons_csv, "data"))
         for key, path, folder_key in checks:
@@ -311,7 +323,9 @@ class Params(_Section):
     def expected_conditions(self) -> list[str]:
         """What ``conditions`` must hold (any order): real, the modes, the mixes, then the learning curve."""
         return [
-            REAL, *self.modes, *(mix_condition(mix) for mix in self.mixes),
+            REAL,
+            *self.modes,
+            *(mix_condition(mix) for mix in self.mixes),
             *(curve_condition(size) for size in self.train.learning_curve_sizes),
         ]
 

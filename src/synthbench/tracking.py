@@ -118,7 +118,7 @@ def local_artifact_root(uri: str) -> Path | None:
     prefix = "sqlite:///"
     if not uri.startswith(prefix):
         return None
-    database = Path(uri[len(prefix):])
+    database = Path(uri[len(prefix) :])
     return (database.parent / "mlruns").resolve()
 
 
@@ -172,15 +172,22 @@ class TrainingRun:
         import pandas as pd
 
         for source in self.datasets:
-            frame = pd.DataFrame({"text": [t for t, _ in source.rows], "label": [lab for _, lab in source.rows]})
+            frame = pd.DataFrame(
+                {"text": [t for t, _ in source.rows], "label": [lab for _, lab in source.rows]}
+            )
             dataset = mlflow.data.from_pandas(
-                frame, source=str(source.path.resolve()), targets="label", name=f"{self.task}/{source.name}",
+                frame,
+                source=str(source.path.resolve()),
+                targets="label",
+                name=f"{self.task}/{source.name}",
                 digest=source.md5,
             )
             mlflow.log_input(dataset, context="training", tags={TAG_CONDITION: self.condition})
 
     @contextlib.contextmanager
-    def seed_run(self, seed: int, params: Mapping[str, Any]) -> Iterator[Callable[[int, dict[str, float]], None]]:
+    def seed_run(
+        self, seed: int, params: Mapping[str, Any]
+    ) -> Iterator[Callable[[int, dict[str, float]], None]]:
         """A nested run for one seed; yields ``log_epoch(epoch, metrics)`` for the per-epoch curves."""
         import mlflow
 
@@ -214,8 +221,12 @@ class TrainingRun:
             # A column of strings: the model takes a list of texts, a Series or a one-column DataFrame.
             signature = infer_signature(input_example, [label] * len(input_example))
             info = mlflow.pyfunc.log_model(
-                name="model", python_model=_PYFUNC_CODE, artifacts={"model_dir": str(model_dir)},
-                signature=signature, input_example=input_example, pip_requirements=list(_PIP_REQUIREMENTS),
+                name="model",
+                python_model=_PYFUNC_CODE,
+                artifacts={"model_dir": str(model_dir)},
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=list(_PIP_REQUIREMENTS),
                 registered_model_name=registered,
             )
             mlflow.set_tag(TAG_SELECTED, "true")
@@ -293,7 +304,13 @@ def champion_client(tracking: TrackingParams) -> Any:
 
 
 def set_champion(
-    client: Any, tracking: TrackingParams, task: str, name: str, version: str, others: Sequence[str], what: str
+    client: Any,
+    tracking: TrackingParams,
+    task: str,
+    name: str,
+    version: str,
+    others: Sequence[str],
+    what: str,
 ) -> str:
     """Point ``champion`` at ``name``/``version`` (dropping it from the task's ``others``) and at a copy of it
     in the task-level model ``synthbench-<task>`` (copied once per winner); returns the task-level version."""

@@ -21,8 +21,14 @@ def history_rows(training: TrainingManifest) -> list[dict[str, Any]]:
     """Per-epoch rows of every seed of one training: ``[{seed, epoch, train_loss, val_loss, val_macro_f1,
     val_accuracy}, ...]``; fields a history lacks become None."""
     return [
-        {"seed": run.seed, "epoch": float(entry["epoch"]), **{name: entry.get(name) for name in HISTORY_FIELDS}}
-        for run in training.seeds for entry in run.history if entry.get("epoch") is not None
+        {
+            "seed": run.seed,
+            "epoch": float(entry["epoch"]),
+            **{name: entry.get(name) for name in HISTORY_FIELDS},
+        }
+        for run in training.seeds
+        for entry in run.history
+        if entry.get("epoch") is not None
     ]
 
 

@@ -37,8 +37,10 @@ def encoder_identity(model_name_or_path: str | None) -> str:
 
 def embedding_fingerprint(path: Path, model_name_or_path: str | None) -> str:
     """Hex fingerprint (32 chars) of (md5 of the file's bytes, encoder identity)."""
-    return stable_hash({"file_md5": file_md5(path), "encoder": encoder_identity(model_name_or_path),
-                        "field": "text"}, length=32)
+    return stable_hash(
+        {"file_md5": file_md5(path), "encoder": encoder_identity(model_name_or_path), "field": "text"},
+        length=32,
+    )
 
 
 def cached_embeddings(
@@ -64,8 +66,9 @@ def cached_embeddings(
     with atomic_open(cache, "wb") as handle:
         np.save(handle, embeddings)
     with atomic_open(cache.with_suffix(".json")) as handle:  # what the opaque name holds, for humans
-        json.dump({"source": str(path), "encoder": encoder_identity(model_name_or_path),
-                   "rows": len(texts)}, handle)
+        json.dump(
+            {"source": str(path), "encoder": encoder_identity(model_name_or_path), "rows": len(texts)}, handle
+        )
     return embeddings, False
 
 
@@ -101,12 +104,18 @@ def diversity_table(
     rows = []
     for name, emb in sampled.items():
         enough = n_used >= 2
-        rows.append({
-            "set": name, "n_total": len(sets[name]), "n_used": n_used,
-            "remote_clique": remote_clique(emb) if enough else np.nan,
-            "chamfer": chamfer(emb) if enough else np.nan,
-            "closeness": np.nan if name == reference or not n_used else closeness(sampled[reference], emb, k=k),
-        })
+        rows.append(
+            {
+                "set": name,
+                "n_total": len(sets[name]),
+                "n_used": n_used,
+                "remote_clique": remote_clique(emb) if enough else np.nan,
+                "chamfer": chamfer(emb) if enough else np.nan,
+                "closeness": np.nan
+                if name == reference or not n_used
+                else closeness(sampled[reference], emb, k=k),
+            }
+        )
     frame = pd.DataFrame(rows)
     real = frame.set_index("set").loc[reference]
     frame["remote_clique_vs_real"] = frame["remote_clique"] / real["remote_clique"]

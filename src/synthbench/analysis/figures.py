@@ -67,8 +67,11 @@ def agreement_figure(curve: pd.DataFrame, trends: pd.DataFrame, task: str, backb
         fit = r2.get(condition, np.nan)
         label = condition if np.isnan(fit) else f"{condition} (R² = {fit:.2f})"
         ax.plot(group["threshold"], group["accuracy"], marker="o", label=label)
-    ax.set(xlabel="annotator agreement threshold γ", ylabel="accuracy on texts with agreement ≥ γ",
-           title=f"{task} ({backbone}): accuracy vs agreement")
+    ax.set(
+        xlabel="annotator agreement threshold γ",
+        ylabel="accuracy on texts with agreement ≥ γ",
+        title=f"{task} ({backbone}): accuracy vs agreement",
+    )
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -81,17 +84,26 @@ def gap_scatter_figure(gaps: pd.DataFrame, measure: str, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     n_backbones = gaps["backbone"].nunique()
     for (condition, backbone), group in gaps.groupby(["condition", "backbone"], sort=False):
-        ax.scatter(group[measure], group["macro_f1_gap_pts"], label=_series_label(condition, backbone, n_backbones))
+        ax.scatter(
+            group[measure], group["macro_f1_gap_pts"], label=_series_label(condition, backbone, n_backbones)
+        )
     for task, group in gaps.groupby("task", sort=False):  # one name per task, beside its highest point
         top = group.loc[group["macro_f1_gap_pts"].idxmax()]
-        ax.annotate(str(task), (top[measure], top["macro_f1_gap_pts"]), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
+        ax.annotate(
+            str(task),
+            (top[measure], top["macro_f1_gap_pts"]),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     ax.axhline(0.0, color="grey", linewidth=0.8)
     if measure == "stars":
         ax.set_xlim(0.5, 5.5)
         ax.xaxis.set_major_locator(_integer_ticks())
     xlabel = "task subjectivity (Bradley–Terry score)" if measure == "score" else "task subjectivity (stars)"
-    ax.set(xlabel=xlabel, ylabel="Macro-F1 gap to real (points)", title="Synthetic-vs-real gap by subjectivity")
+    ax.set(
+        xlabel=xlabel, ylabel="Macro-F1 gap to real (points)", title="Synthetic-vs-real gap by subjectivity"
+    )
     ax.legend(fontsize=8)
     _save(fig, path)
 
@@ -109,7 +121,9 @@ def diversity_figure(diversity: pd.DataFrame, path: Path, sets: Sequence[str]) -
     _save(fig, path)
 
 
-def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, backbone: str, path: Path) -> None:
+def learning_curve_figure(
+    points: pd.DataFrame, worth: pd.DataFrame, task: str, backbone: str, path: Path
+) -> None:
     """Test Macro-F1 against real training rows (log x) for one task and backbone, with each other condition's
     Macro-F1 as a dashed horizontal line. ``points``: :func:`synthbench.analysis.learning_curve.learning_curve_frame`
     rows; ``worth``: :func:`~synthbench.analysis.learning_curve.worth_frame` rows."""
@@ -118,7 +132,13 @@ def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4))
     points = points.sort_values("real_rows")
-    ax.plot(points["real_rows"], points["macro_f1"], marker="o", color="black", label="real (subsamples, then all)")
+    ax.plot(
+        points["real_rows"],
+        points["macro_f1"],
+        marker="o",
+        color="black",
+        label="real (subsamples, then all)",
+    )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, row in enumerate(worth.itertuples(index=False)):
         ax.axhline(row.macro_f1, linestyle="--", color=colours[i % len(colours)], label=str(row.condition))
@@ -127,9 +147,14 @@ def learning_curve_figure(points: pd.DataFrame, worth: pd.DataFrame, task: str, 
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(_plain_numbers())
     values = [*points["macro_f1"], *worth["macro_f1"]]
-    pad = 0.05 * max(max(values) - min(values), 0.02)  # horizontal lines do not widen the y range by themselves
+    pad = 0.05 * max(
+        max(values) - min(values), 0.02
+    )  # horizontal lines do not widen the y range by themselves
     ax.set_ylim(min(values) - pad, max(values) + pad)
-    ax.set(xlabel="real training rows (log scale)", ylabel="test Macro-F1",
-           title=f"{task} ({backbone}): what synthetic data is worth")
+    ax.set(
+        xlabel="real training rows (log scale)",
+        ylabel="test Macro-F1",
+        title=f"{task} ({backbone}): what synthetic data is worth",
+    )
     ax.legend(fontsize=8)
     _save(fig, path)

@@ -72,8 +72,10 @@ def join_agreement(predictions: Sequence[Mapping[str, Any]], agreement: pd.Serie
         Rows that matched, columns ``text``, ``label``, ``prediction``, ``agreement``; unmatched texts dropped.
     """
     frame = pd.DataFrame(
-        [{"text": normalise_text(str(row["text"])), "label": row["label"], "prediction": row["prediction"]}
-         for row in predictions],
+        [
+            {"text": normalise_text(str(row["text"])), "label": row["label"], "prediction": row["prediction"]}
+            for row in predictions
+        ],
         columns=["text", "label", "prediction"],
     )
     joined = frame.merge(agreement.rename("agreement"), left_on="text", right_index=True, how="inner")
@@ -111,13 +113,26 @@ def agreement_curves(
         joined = join_agreement(rows, agreement)
         coverage = len(joined) / len(rows) if len(rows) else 0.0
         grid = list(thresholds) if thresholds is not None else default_thresholds(joined["agreement"])
-        points = threshold_curve(joined["label"].tolist(), joined["prediction"].tolist(),
-                                 joined["agreement"].to_numpy(), grid) if len(joined) else []
+        points = (
+            threshold_curve(
+                joined["label"].tolist(), joined["prediction"].tolist(), joined["agreement"].to_numpy(), grid
+            )
+            if len(joined)
+            else []
+        )
         for point in points:
             curve_rows.append({"condition": condition, **point, "coverage": coverage})
         usable = [p for p in points if p["accuracy"] is not None]
-        base: dict[str, Any] = {"condition": condition, "slope": np.nan, "intercept": np.nan, "r2": np.nan,
-                                "spearman_rho": np.nan, "spearman_p": np.nan, "n": len(usable), "note": ""}
+        base: dict[str, Any] = {
+            "condition": condition,
+            "slope": np.nan,
+            "intercept": np.nan,
+            "r2": np.nan,
+            "spearman_rho": np.nan,
+            "spearman_p": np.nan,
+            "n": len(usable),
+            "note": "",
+        }
         if not len(joined):
             base["note"] = "no test text matched the annotations file"
         else:
@@ -126,8 +141,12 @@ def agreement_curves(
             except ValueError as exc:
                 base["note"] = f"no trend: {exc}"
         trend_rows.append(base)
-    curve = pd.DataFrame(curve_rows, columns=["condition", "threshold", "n", "accuracy", "macro_f1", "coverage"])
+    curve = pd.DataFrame(
+        curve_rows, columns=["condition", "threshold", "n", "accuracy", "macro_f1", "coverage"]
+    )
     curve[["accuracy", "macro_f1"]] = curve[["accuracy", "macro_f1"]].astype(float)
-    trends = pd.DataFrame(trend_rows, columns=["condition", "slope", "intercept", "r2", "spearman_rho",
-                                               "spearman_p", "n", "note"])
+    trends = pd.DataFrame(
+        trend_rows,
+        columns=["condition", "slope", "intercept", "r2", "spearman_rho", "spearman_p", "n", "note"],
+    )
     return curve, trends

@@ -51,8 +51,16 @@ def learning_curve_frame(
             continue
         size = condition_rows(row.condition, trainings.get((row.task, row.condition, row.backbone)))
         if size is not None:
-            rows.append({"task": row.task, "backbone": row.backbone, "condition": row.condition,
-                         "real_rows": size, "macro_f1": row.macro_f1, "accuracy": row.accuracy})
+            rows.append(
+                {
+                    "task": row.task,
+                    "backbone": row.backbone,
+                    "condition": row.condition,
+                    "real_rows": size,
+                    "macro_f1": row.macro_f1,
+                    "accuracy": row.accuracy,
+                }
+            )
     frame = pd.DataFrame(rows, columns=CURVE_COLUMNS)
     # real_n<N> ≥ the real set's size trains on all of it: keep one point per size (the named 'real' one first).
     frame = frame.sort_values(["task", "backbone", "real_rows", "condition"], key=_real_first, kind="stable")
@@ -60,7 +68,9 @@ def learning_curve_frame(
 
 
 def _real_first(column: pd.Series) -> pd.Series:
-    return column.map(lambda value: "" if value == "real" else value) if column.name == "condition" else column
+    return (
+        column.map(lambda value: "" if value == "real" else value) if column.name == "condition" else column
+    )
 
 
 def real_equivalent(sizes: list[int], scores: list[float], score: float) -> tuple[float | None, str]:
@@ -108,9 +118,17 @@ def worth_frame(
             if is_curve_condition(row.condition):
                 continue
             rows_equal, bound = real_equivalent(sizes, scores, float(row.macro_f1))
-            out.append({"task": task, "backbone": backbone, "condition": row.condition, "macro_f1": row.macro_f1,
-                        "rows": condition_rows(row.condition, trainings.get((task, row.condition, backbone))),
-                        "real_equivalent_rows": rows_equal, "bound": bound})
+            out.append(
+                {
+                    "task": task,
+                    "backbone": backbone,
+                    "condition": row.condition,
+                    "macro_f1": row.macro_f1,
+                    "rows": condition_rows(row.condition, trainings.get((task, row.condition, backbone))),
+                    "real_equivalent_rows": rows_equal,
+                    "bound": bound,
+                }
+            )
     return pd.DataFrame(out, columns=WORTH_COLUMNS)
 
 

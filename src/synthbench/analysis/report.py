@@ -71,12 +71,16 @@ def to_markdown(blocks: Sequence[Block], base: Path) -> str:
         elif isinstance(block, Bullets):
             out.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, Table):
-            lines = ["| " + " | ".join(_cell(h) for h in block.header) + " |",
-                     "|" + "|".join("---:" if numeric else "---" for numeric in block.aligned()) + "|"]
+            lines = [
+                "| " + " | ".join(_cell(h) for h in block.header) + " |",
+                "|" + "|".join("---:" if numeric else "---" for numeric in block.aligned()) + "|",
+            ]
             lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in block.rows]
             out.append("\n".join(lines))
         elif isinstance(block, Figure):
-            relative = block.path.relative_to(base).as_posix() if block.path.is_relative_to(base) else block.path
+            relative = (
+                block.path.relative_to(base).as_posix() if block.path.is_relative_to(base) else block.path
+            )
             out.append(f"![{block.caption}]({relative})\n\n*{block.caption}*")
     return "\n\n".join(out) + "\n"
 
@@ -101,18 +105,23 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
             aligned = block.aligned()
             head = "".join(f"<th>{esc(h)}</th>" for h in block.header)
             rows = "".join(
-                "<tr>" + "".join(
+                "<tr>"
+                + "".join(
                     f'<td class="num">{esc(c)}</td>' if aligned[k] else f"<td>{esc(c)}</td>"
                     for k, c in enumerate(row)
-                ) + "</tr>"
+                )
+                + "</tr>"
                 for row in block.rows
             )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(block, Figure):
-            body.append(f'<figure><img src="{data_uri(block.path)}" alt="{esc(block.caption)}">'
-                        f"<figcaption>{esc(block.caption)}</figcaption></figure>")
+            body.append(
+                f'<figure><img src="{data_uri(block.path)}" alt="{esc(block.caption)}">'
+                f"<figcaption>{esc(block.caption)}</figcaption></figure>"
+            )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>\n"
-        + "\n".join(body) + "\n</body></html>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
     )

@@ -46,22 +46,51 @@ def review_section(tasks: Sequence[str], modes: Sequence[str], layout: Layout = 
     stats = collect_stats(tasks, modes, layout)
     blocks: list[Block] = [Heading(HEADING)]
     if not stats:
-        return [*blocks, Paragraph("No synthetic rows have been reviewed: synthbench review --task T --mode M "
-                                   "serves a stratified sample to judge, and dvc repro then retrains on the rows "
-                                   "that pass.")]
-    blocks.append(Paragraph(
-        "A person judged a seeded, label-stratified sample of each synthetic set (synthbench review). Rejected "
-        "rows (wrong label, off-task, unnatural) are dropped before training, or relabelled where the reviewer "
-        "chose the right label. Label noise = share judged wrong-label, with a Wilson score 95% interval."))
+        return [
+            *blocks,
+            Paragraph(
+                "No synthetic rows have been reviewed: synthbench review --task T --mode M "
+                "serves a stratified sample to judge, and dvc repro then retrains on the rows "
+                "that pass."
+            ),
+        ]
+    blocks.append(
+        Paragraph(
+            "A person judged a seeded, label-stratified sample of each synthetic set (synthbench review). Rejected "
+            "rows (wrong label, off-task, unnatural) are dropped before training, or relabelled where the reviewer "
+            "chose the right label. Label noise = share judged wrong-label, with a Wilson score 95% interval."
+        )
+    )
     rows = []
     for item in stats:
         for entry in item.label_rows():
             if entry["reviewed"]:
-                rows.append([item.task, item.mode, entry["label"], str(entry["reviewed"]),
-                             percent(entry["reject_rate"]), *(str(entry[reason]) for reason in REJECTS)])
-        rows.append([item.task, item.mode, "all", str(item.n_reviewed), percent(item.reject_rate),
-                     *(str(sum(e[reason] for e in item.label_rows())) for reason in REJECTS)])
-    blocks.append(Table(["task", "mode", "label", "reviewed", "reject rate", "wrong label", "off-task",
-                         "unnatural"], rows, numeric=(False, False, False, True, True, True, True, True)))
+                rows.append(
+                    [
+                        item.task,
+                        item.mode,
+                        entry["label"],
+                        str(entry["reviewed"]),
+                        percent(entry["reject_rate"]),
+                        *(str(entry[reason]) for reason in REJECTS),
+                    ]
+                )
+        rows.append(
+            [
+                item.task,
+                item.mode,
+                "all",
+                str(item.n_reviewed),
+                percent(item.reject_rate),
+                *(str(sum(e[reason] for e in item.label_rows())) for reason in REJECTS),
+            ]
+        )
+    blocks.append(
+        Table(
+            ["task", "mode", "label", "reviewed", "reject rate", "wrong label", "off-task", "unnatural"],
+            rows,
+            numeric=(False, False, False, True, True, True, True, True),
+        )
+    )
     blocks.append(Bullets([describe_noise(item) for item in stats]))
     return blocks

@@ -52,7 +52,9 @@ class AnalysisResults:
     diversity: pd.DataFrame = field(default_factory=_empty)  # embeddings.diversity_table + task
     diversity_notes: list[str] = field(default_factory=list)
     embedding_cache: dict[str, int] = field(default_factory=dict)
-    instance_curves: pd.DataFrame = field(default_factory=_empty)  # instance.agreement_curves + task, backbone
+    instance_curves: pd.DataFrame = field(
+        default_factory=_empty
+    )  # instance.agreement_curves + task, backbone
     instance_trends: pd.DataFrame = field(default_factory=_empty)
     instance_notes: list[str] = field(default_factory=list)
     curves: pd.DataFrame = field(default_factory=_empty)  # curves.curves_frame, seeds averaged
@@ -64,20 +66,37 @@ class AnalysisResults:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN left for the writer to turn into null)."""
+
         def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             return frame.astype(object).where(frame.notna(), None).to_dict("records") if len(frame) else []
 
         return {
-            "tasks": self.tasks, "conditions": self.conditions, "backbones": self.backbones,
-            "table": records(self.table), "verdicts": self.verdicts,
-            "subjectivity": {"measure": self.measure, "comparisons_csv": self.comparisons_path,
-                             "tasks": records(self.subjectivity), "gap_correlation": self.correlations},
-            "diversity": {"sets": records(self.diversity), "notes": self.diversity_notes,
-                          "embedding_cache": self.embedding_cache},
-            "instance_level": {"curves": records(self.instance_curves), "trends": records(self.instance_trends),
-                               "notes": self.instance_notes},
+            "tasks": self.tasks,
+            "conditions": self.conditions,
+            "backbones": self.backbones,
+            "table": records(self.table),
+            "verdicts": self.verdicts,
+            "subjectivity": {
+                "measure": self.measure,
+                "comparisons_csv": self.comparisons_path,
+                "tasks": records(self.subjectivity),
+                "gap_correlation": self.correlations,
+            },
+            "diversity": {
+                "sets": records(self.diversity),
+                "notes": self.diversity_notes,
+                "embedding_cache": self.embedding_cache,
+            },
+            "instance_level": {
+                "curves": records(self.instance_curves),
+                "trends": records(self.instance_trends),
+                "notes": self.instance_notes,
+            },
             "training_curves": records(self.curves),
-            "learning_curve": {"points": records(self.learning_curve), "real_equivalent": records(self.worth)},
+            "learning_curve": {
+                "points": records(self.learning_curve),
+                "real_equivalent": records(self.worth),
+            },
             "figures": {key: path.name for key, path in self.figures.items()},
         }
 
@@ -99,14 +118,19 @@ def _verdict(results: AnalysisResults) -> list[Block]:
 
 def _table_one(results: AnalysisResults) -> list[Block]:
     n_seeds = int(results.table["n_seeds"].max()) if len(results.table) else 0
-    spread = (f"mean ± standard deviation over {n_seeds} training seeds" if n_seeds > 1
-              else "one training seed per condition, so no spread is shown: differences of a point or two may be "
-                   "noise")
+    spread = (
+        f"mean ± standard deviation over {n_seeds} training seeds"
+        if n_seeds > 1
+        else "one training seed per condition, so no spread is shown: differences of a point or two may be "
+        "noise"
+    )
     header, rows = table_one(results.table, results.conditions)
     return [
         Heading(SECTIONS[1]),
-        Paragraph(f"Macro-F1 and accuracy (%) of each classifier on its task's real test set ({spread}). "
-                  "Gap = condition − real, in Macro-F1 points."),
+        Paragraph(
+            f"Macro-F1 and accuracy (%) of each classifier on its task's real test set ({spread}). "
+            "Gap = condition − real, in Macro-F1 points."
+        ),
         Table(header, rows, numeric=[False, False] + [True] * (len(header) - 2)),
         *_figure(results, "summary", "Macro-F1 on the real test set by task and training data."),
     ]
@@ -114,22 +138,39 @@ def _table_one(results: AnalysisResults) -> list[Block]:
 
 def _task_level(results: AnalysisResults) -> list[Block]:
     if results.comparisons_path:
-        source = (f"Task subjectivity was fitted with a Bradley–Terry model to the pairwise comparisons in "
-                  f"{results.comparisons_path}; stars are equal-count bins of its ranking (tasks absent from "
-                  "the comparisons keep their registry stars).")
+        source = (
+            f"Task subjectivity was fitted with a Bradley–Terry model to the pairwise comparisons in "
+            f"{results.comparisons_path}; stars are equal-count bins of its ranking (tasks absent from "
+            "the comparisons keep their registry stars)."
+        )
     else:
-        source = ("Task subjectivity is the star level in each task's spec (1 = objective … 5 = subjective); "
-                  "give pairwise comparisons in params analysis.comparisons_csv to fit it instead.")
-    rows = [[str(r.task), str(r.stars), _number(r.score), "—" if pd.isna(r["rank"]) else str(int(r["rank"])),
-             str(r.source)] for _, r in results.subjectivity.iterrows()]
+        source = (
+            "Task subjectivity is the star level in each task's spec (1 = objective … 5 = subjective); "
+            "give pairwise comparisons in params analysis.comparisons_csv to fit it instead."
+        )
+    rows = [
+        [
+            str(r.task),
+            str(r.stars),
+            _number(r.score),
+            "—" if pd.isna(r["rank"]) else str(int(r["rank"])),
+            str(r.source),
+        ]
+        for _, r in results.subjectivity.iterrows()
+    ]
     correlations = [describe_correlation(row, results.measure) for row in results.correlations]
     return [
         Heading(SECTIONS[2]),
         Paragraph(source),
-        Table(["task", "stars", "Bradley–Terry score", "rank", "source"], rows,
-              numeric=(False, True, True, True, False)),
-        Paragraph("Does the synthetic-vs-real gap widen with subjectivity, as the paper found? "
-                  "(Spearman ρ < 0 means more subjective tasks lose more Macro-F1.)"),
+        Table(
+            ["task", "stars", "Bradley–Terry score", "rank", "source"],
+            rows,
+            numeric=(False, True, True, True, False),
+        ),
+        Paragraph(
+            "Does the synthetic-vs-real gap widen with subjectivity, as the paper found? "
+            "(Spearman ρ < 0 means more subjective tasks lose more Macro-F1.)"
+        ),
         Bullets(correlations or ["No synthetic condition to correlate."]),
         *_figure(results, "gap", "Macro-F1 gap to real against task subjectivity."),
     ]
@@ -138,17 +179,22 @@ def _task_level(results: AnalysisResults) -> list[Block]:
 def _instance_level(results: AnalysisResults) -> list[Block]:
     blocks: list[Block] = [
         Heading(SECTIONS[3]),
-        Paragraph("Agreement a_i of a test text = share of its annotators who chose the most popular label. "
-                  "Each curve scores a classifier only on the texts with a_i ≥ γ; a steep rise means its errors "
-                  "sit on the ambiguous texts. The paper found synthetic-trained models rise more steeply."),
+        Paragraph(
+            "Agreement a_i of a test text = share of its annotators who chose the most popular label. "
+            "Each curve scores a classifier only on the texts with a_i ≥ γ; a steep rise means its errors "
+            "sit on the ambiguous texts. The paper found synthetic-trained models rise more steeply."
+        ),
     ]
     curves, trends = results.instance_curves, results.instance_trends
-    for (task, backbone), curve in (curves.groupby(["task", "backbone"], sort=False) if len(curves) else []):
+    for (task, backbone), curve in curves.groupby(["task", "backbone"], sort=False) if len(curves) else []:
         trend = trends[(trends["task"] == task) & (trends["backbone"] == backbone)]
         coverage = curve["coverage"].max()
         thresholds = sorted(curve["threshold"].unique())
-        header = ["γ", "n"] + [f"{c} accuracy" for c in results.conditions] + [
-            f"{c} Macro-F1" for c in results.conditions]
+        header = (
+            ["γ", "n"]
+            + [f"{c} accuracy" for c in results.conditions]
+            + [f"{c} Macro-F1" for c in results.conditions]
+        )
         rows = []
         for gamma in thresholds:
             at = curve[curve["threshold"] == gamma].set_index("condition")
@@ -156,16 +202,32 @@ def _instance_level(results: AnalysisResults) -> list[Block]:
             for metric in ("accuracy", "macro_f1"):
                 cells += [_number(at[metric].get(c), 3) if c in at.index else "—" for c in results.conditions]
             rows.append(cells)
-        trend_rows = [[str(r.condition), _number(r.slope, 3, signed=True), _number(r.r2), _number(r.spearman_rho,
-                       2, signed=True), str(r.n), r.note or ""] for r in trend.itertuples(index=False)]
+        trend_rows = [
+            [
+                str(r.condition),
+                _number(r.slope, 3, signed=True),
+                _number(r.r2),
+                _number(r.spearman_rho, 2, signed=True),
+                str(r.n),
+                r.note or "",
+            ]
+            for r in trend.itertuples(index=False)
+        ]
         blocks += [
             Heading(f"{task} ({backbone})", level=3),
-            Paragraph(f"{100 * coverage:.0f}% of the test texts matched the annotations file by text. "
-                      + _steeper(trend)),
+            Paragraph(
+                f"{100 * coverage:.0f}% of the test texts matched the annotations file by text. "
+                + _steeper(trend)
+            ),
             Table(header, rows),
-            Table(["condition", "slope (accuracy per unit γ)", "R²", "Spearman ρ", "thresholds", "note"],
-                  trend_rows, numeric=(False, True, True, True, True, False)),
-            *_figure(results, f"agreement:{task}:{backbone}", f"{task}: accuracy against agreement threshold γ."),
+            Table(
+                ["condition", "slope (accuracy per unit γ)", "R²", "Spearman ρ", "thresholds", "note"],
+                trend_rows,
+                numeric=(False, True, True, True, True, False),
+            ),
+            *_figure(
+                results, f"agreement:{task}:{backbone}", f"{task}: accuracy against agreement threshold γ."
+            ),
         ]
     if results.instance_notes:
         blocks.append(Bullets(results.instance_notes))
@@ -177,29 +239,59 @@ def _steeper(trend: pd.DataFrame) -> str:
     slopes = trend.set_index("condition")["slope"].dropna()
     if "real" not in slopes.index or len(slopes) < 2:
         return "Too few thresholds with data to compare slopes."
-    parts = [f"{condition} {slope:+.3f} ({'steeper' if slope > slopes['real'] else 'not steeper'})"
-             for condition, slope in slopes.items() if condition != "real"]
-    return (f"Accuracy-vs-γ slope of real {slopes['real']:+.3f}; " + ", ".join(parts)
-            + " (the paper found synthetic-trained models steeper).")
+    parts = [
+        f"{condition} {slope:+.3f} ({'steeper' if slope > slopes['real'] else 'not steeper'})"
+        for condition, slope in slopes.items()
+        if condition != "real"
+    ]
+    return (
+        f"Accuracy-vs-γ slope of real {slopes['real']:+.3f}; "
+        + ", ".join(parts)
+        + " (the paper found synthetic-trained models steeper)."
+    )
 
 
 def _diversity(results: AnalysisResults) -> list[Block]:
     blocks: list[Block] = [
         Heading(SECTIONS[4]),
-        Paragraph("Sentence embeddings (all-MiniLM-L6-v2 unless params analysis.embedding_model says otherwise) "
-                  "of each training set. Remote-Clique = mean cosine distance to all other texts; Chamfer = mean "
-                  "distance to the nearest other text (higher = more diverse). Closeness = for each real text, "
-                  "the mean of its 5 highest cosine similarities to the set (higher = closer to real data). All "
-                  "sets of a task are subsampled to the same size first, because Chamfer and closeness depend "
-                  "on set size."),
+        Paragraph(
+            "Sentence embeddings (all-MiniLM-L6-v2 unless params analysis.embedding_model says otherwise) "
+            "of each training set. Remote-Clique = mean cosine distance to all other texts; Chamfer = mean "
+            "distance to the nearest other text (higher = more diverse). Closeness = for each real text, "
+            "the mean of its 5 highest cosine similarities to the set (higher = closer to real data). All "
+            "sets of a task are subsampled to the same size first, because Chamfer and closeness depend "
+            "on set size."
+        ),
     ]
     if len(results.diversity):
-        rows = [[str(r.task), str(r.set), f"{r.n_used} / {r.n_total}", _number(r.remote_clique),
-                 f"{r.remote_clique_vs_real:.2f}×", _number(r.chamfer), f"{r.chamfer_vs_real:.2f}×",
-                 _number(r.closeness)] for r in results.diversity.itertuples(index=False)]
+        rows = [
+            [
+                str(r.task),
+                str(r.set),
+                f"{r.n_used} / {r.n_total}",
+                _number(r.remote_clique),
+                f"{r.remote_clique_vs_real:.2f}×",
+                _number(r.chamfer),
+                f"{r.chamfer_vs_real:.2f}×",
+                _number(r.closeness),
+            ]
+            for r in results.diversity.itertuples(index=False)
+        ]
         blocks += [
-            Table(["task", "set", "texts used / total", "Remote-Clique", "vs real", "Chamfer", "vs real",
-                   "closeness to real"], rows, numeric=(False, False, True, True, True, True, True, True)),
+            Table(
+                [
+                    "task",
+                    "set",
+                    "texts used / total",
+                    "Remote-Clique",
+                    "vs real",
+                    "Chamfer",
+                    "vs real",
+                    "closeness to real",
+                ],
+                rows,
+                numeric=(False, False, True, True, True, True, True, True),
+            ),
             *_figure(results, "diversity", "Diversity of the real and synthetic training sets."),
         ]
     if results.diversity_notes:
@@ -211,24 +303,49 @@ def _learning_curve(results: AnalysisResults) -> list[Block]:
     blocks: list[Block] = [Heading(SECTIONS[5])]
     curve = results.learning_curve
     if not len(curve) or curve.groupby(["task", "backbone"]).size().max() < 2:
-        return [*blocks, Paragraph("No real-data learning curve: list sizes under params train.learning_curve_sizes "
-                                   "(conditions real_n<N>) to see how many real examples each synthetic set is "
-                                   "worth.")]
-    blocks.append(Paragraph(
-        "Test Macro-F1 of models trained on nested, stratified subsamples of the real training data (conditions "
-        "real_n<N>, and all of it), and where each synthetic or mixed condition's Macro-F1 falls on that curve "
-        "(interpolated in log rows on the curve's running maximum; < and > mark scores outside the measured "
-        "range)."))
-    rows = [[str(r.task), str(r.backbone), str(r.condition), "—" if pd.isna(r.rows) else str(int(r.rows)),
-             _number(r.macro_f1), describe_worth(r._asdict())]
-            for r in results.worth.itertuples(index=False)]
+        return [
+            *blocks,
+            Paragraph(
+                "No real-data learning curve: list sizes under params train.learning_curve_sizes "
+                "(conditions real_n<N>) to see how many real examples each synthetic set is "
+                "worth."
+            ),
+        ]
+    blocks.append(
+        Paragraph(
+            "Test Macro-F1 of models trained on nested, stratified subsamples of the real training data (conditions "
+            "real_n<N>, and all of it), and where each synthetic or mixed condition's Macro-F1 falls on that curve "
+            "(interpolated in log rows on the curve's running maximum; < and > mark scores outside the measured "
+            "range)."
+        )
+    )
+    rows = [
+        [
+            str(r.task),
+            str(r.backbone),
+            str(r.condition),
+            "—" if pd.isna(r.rows) else str(int(r.rows)),
+            _number(r.macro_f1),
+            describe_worth(r._asdict()),
+        ]
+        for r in results.worth.itertuples(index=False)
+    ]
     if rows:
-        blocks.append(Table(["task", "backbone", "condition", "its rows", "Macro-F1", "worth (real rows)"], rows,
-                            numeric=(False, False, False, True, True, True)))
+        blocks.append(
+            Table(
+                ["task", "backbone", "condition", "its rows", "Macro-F1", "worth (real rows)"],
+                rows,
+                numeric=(False, False, False, True, True, True),
+            )
+        )
     for key in [key for key in results.figures if key.startswith("learning:")]:
         _, task, backbone = key.split(":", 2)
-        blocks += _figure(results, key, f"{task} ({backbone}): test Macro-F1 against real training rows; "
-                                        "dashed lines: the other conditions.")
+        blocks += _figure(
+            results,
+            key,
+            f"{task} ({backbone}): test Macro-F1 against real training rows; "
+            "dashed lines: the other conditions.",
+        )
     return blocks
 
 
@@ -237,8 +354,12 @@ def _training(results: AnalysisResults) -> list[Block]:
     keys = [key for key in results.figures if key.startswith("training:")]
     if not keys:
         return [*blocks, Paragraph("No training histories (models/*/*/*/training.json) were found.")]
-    blocks.append(Paragraph("Validation Macro-F1 (on a held-out share of each condition's own training data, "
-                            "so not comparable across conditions) and train loss per epoch."))
+    blocks.append(
+        Paragraph(
+            "Validation Macro-F1 (on a held-out share of each condition's own training data, "
+            "so not comparable across conditions) and train loss per epoch."
+        )
+    )
     for key in keys:
         task = key.split(":", 1)[1]
         blocks += _figure(results, key, f"{task}: validation Macro-F1 and train loss per epoch.")
@@ -246,25 +367,39 @@ def _training(results: AnalysisResults) -> list[Block]:
 
 
 def _method() -> list[Block]:
-    return [Heading(SECTIONS[7]), Bullets([
-        "Macro-F1 = unweighted mean of per-class F1 (f1_score(average='macro')); accuracy = share correct; both "
-        "on the task's real test set, whatever the training data.",
-        "Share of real = Macro-F1(synthetic) / Macro-F1(real). Gap closed by few-shot = (few-shot − zero-shot) / "
-        "(real − zero-shot).",
-        "Diversity ratio = Remote-Clique(synthetic) / Remote-Clique(real), on size-matched samples.",
-        "Every number here is also in reports/analysis.json and reports/tables/*.csv; the DVC plot data is "
-        "under reports/plots/.",
-    ])]
+    return [
+        Heading(SECTIONS[7]),
+        Bullets(
+            [
+                "Macro-F1 = unweighted mean of per-class F1 (f1_score(average='macro')); accuracy = share correct; "
+                "both on the task's real test set, whatever the training data.",
+                "Share of real = Macro-F1(synthetic) / Macro-F1(real). Gap closed by few-shot = "
+                "(few-shot − zero-shot) / (real − zero-shot).",
+                "Diversity ratio = Remote-Clique(synthetic) / Remote-Clique(real), on size-matched samples.",
+                "Every number here is also in reports/analysis.json and reports/tables/*.csv; the DVC plot data is "
+                "under reports/plots/.",
+            ]
+        ),
+    ]
 
 
 def report_blocks(results: AnalysisResults) -> list[Block]:
     """The whole report: a title, a one-paragraph scope, then :data:`SECTIONS` in order."""
-    scope = (f"Classifiers trained on real data and on LLM-generated data ({', '.join(results.modes)}), each "
-             f"scored on the task's real test set. Tasks: {', '.join(results.tasks)}. Backbones: "
-             f"{', '.join(results.backbones)}.")
+    scope = (
+        f"Classifiers trained on real data and on LLM-generated data ({', '.join(results.modes)}), each "
+        f"scored on the task's real test set. Tasks: {', '.join(results.tasks)}. Backbones: "
+        f"{', '.join(results.backbones)}."
+    )
     return [
-        Heading("synthbench report", level=1), Paragraph(scope),
-        *_verdict(results), *_table_one(results), *_task_level(results), *_instance_level(results),
-        *_diversity(results), *_learning_curve(results), *_training(results),
-        *results.review_blocks, *_method(),
+        Heading("synthbench report", level=1),
+        Paragraph(scope),
+        *_verdict(results),
+        *_table_one(results),
+        *_task_level(results),
+        *_instance_level(results),
+        *_diversity(results),
+        *_learning_curve(results),
+        *_training(results),
+        *results.review_blocks,
+        *_method(),
     ]

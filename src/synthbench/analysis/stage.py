@@ -64,7 +64,9 @@ def run_analyze(params: Study, layout: Layout = LAYOUT) -> dict[str, Any]:
 
     metrics = [
         EvaluationMetrics.read(layout.metrics(task, condition, backbone))
-        for task in params.tasks for condition in params.conditions for backbone in params.backbones
+        for task in params.tasks
+        for condition in params.conditions
+        for backbone in params.backbones
     ]
     table = summary_table(metrics)
     header = (
@@ -77,8 +79,11 @@ def run_analyze(params: Study, layout: Layout = LAYOUT) -> dict[str, Any]:
     bar_chart(table, reports / "summary.png")
 
     results = AnalysisResults(
-        tasks=list(params.tasks), modes=list(params.modes), conditions=list(params.conditions),
-        backbones=list(params.backbones), table=table,
+        tasks=list(params.tasks),
+        modes=list(params.modes),
+        conditions=list(params.conditions),
+        backbones=list(params.backbones),
+        table=table,
     )
     _task_level(results, params, settings, root)
     _diversity(results, params, settings, layout)
@@ -123,10 +128,14 @@ def _diversity(results: AnalysisResults, params: Study, settings: AnalysisSettin
         return
     frames, cached, embedded = [], 0, 0
     for task in params.tasks:
-        paths = {"real": layout.real(task, "train")} | {mode: layout.synthetic(task, mode) for mode in params.modes}
+        paths = {"real": layout.real(task, "train")} | {
+            mode: layout.synthetic(task, mode) for mode in params.modes
+        }
         missing = [name for name, path in paths.items() if not path.exists()]
         if "real" in missing:
-            results.diversity_notes.append(f"{task}: no real train set at {paths['real']}; diversity skipped.")
+            results.diversity_notes.append(
+                f"{task}: no real train set at {paths['real']}; diversity skipped."
+            )
             continue
         if missing:
             results.diversity_notes.append(f"{task}: no synthetic file for {', '.join(missing)}; left out.")
@@ -143,7 +152,9 @@ def _diversity(results: AnalysisResults, params: Study, settings: AnalysisSettin
         results.diversity = frame[["task", *[c for c in frame.columns if c != "task"]]]
 
 
-def _instance_level(results: AnalysisResults, params: Study, settings: AnalysisSettings, layout: Layout) -> None:
+def _instance_level(
+    results: AnalysisResults, params: Study, settings: AnalysisSettings, layout: Layout
+) -> None:
     if not settings.annotations:
         results.instance_notes.append(
             "No annotations configured: give a task's multi-annotator file under params analysis.annotations "
@@ -153,7 +164,9 @@ def _instance_level(results: AnalysisResults, params: Study, settings: AnalysisS
     curves, trends = [], []
     for task, path in settings.annotations.items():
         if task not in params.tasks:
-            results.instance_notes.append(f"{task}: has annotations but is not among the study's tasks; skipped.")
+            results.instance_notes.append(
+                f"{task}: has annotations but is not among the study's tasks; skipped."
+            )
             continue
         agreement = read_annotations(settings.resolve(path, layout.root))
         for backbone in params.backbones:
@@ -174,15 +187,22 @@ def _instance_level(results: AnalysisResults, params: Study, settings: AnalysisS
 
 def _read_trainings(params: Study, layout: Layout) -> dict[tuple[str, str, str], TrainingManifest]:
     return {
-        (task, condition, backbone): TrainingManifest.read(layout.training_manifest(task, condition, backbone))
-        for task in params.tasks for condition in params.conditions for backbone in params.backbones
+        (task, condition, backbone): TrainingManifest.read(
+            layout.training_manifest(task, condition, backbone)
+        )
+        for task in params.tasks
+        for condition in params.conditions
+        for backbone in params.backbones
     }
 
 
 def _training_curves(trainings: dict[tuple[str, str, str], TrainingManifest]) -> pd.DataFrame:
     frame = curves_frame(trainings)
-    return mean_over_seeds(frame, ["task", "condition", "backbone", "epoch"],
-                           ["train_loss", "val_loss", "val_macro_f1", "val_accuracy"])
+    return mean_over_seeds(
+        frame,
+        ["task", "condition", "backbone", "epoch"],
+        ["train_loss", "val_loss", "val_macro_f1", "val_accuracy"],
+    )
 
 
 def _verdicts(results: AnalysisResults) -> None:
@@ -194,14 +214,27 @@ def _verdicts(results: AnalysisResults) -> None:
             ratios = dict(zip(rows["set"], rows["remote_clique_vs_real"], strict=True))
         accuracy = dict(zip(group["condition"], group["accuracy"], strict=True))
         majority = group["majority_accuracy"].dropna()
-        numbers = verdict_numbers(macro_f1, results.modes, ratios, accuracy=accuracy,
-                                  majority_accuracy=float(majority.iloc[0]) if len(majority) else None)
+        numbers = verdict_numbers(
+            macro_f1,
+            results.modes,
+            ratios,
+            accuracy=accuracy,
+            majority_accuracy=float(majority.iloc[0]) if len(majority) else None,
+        )
         n_seeds = int(group["n_seeds"].min())
         n_test = group["n_test"].dropna()
-        caveat = (f"{'one training seed' if n_seeds == 1 else f'{n_seeds} seeds'}, "
-                  f"{int(n_test.iloc[0]) if len(n_test) else '?'} test texts")
-        results.verdicts.append({"task": task, "backbone": backbone, **numbers,
-                                 "sentence": verdict_sentence(numbers, macro_f1, caveat)})
+        caveat = (
+            f"{'one training seed' if n_seeds == 1 else f'{n_seeds} seeds'}, "
+            f"{int(n_test.iloc[0]) if len(n_test) else '?'} test texts"
+        )
+        results.verdicts.append(
+            {
+                "task": task,
+                "backbone": backbone,
+                **numbers,
+                "sentence": verdict_sentence(numbers, macro_f1, caveat),
+            }
+        )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -228,8 +261,13 @@ def _write_figures(results: AnalysisResults, folder: Path) -> None:
         if len(points) >= 2:
             worth = results.worth
             shown[f"learning:{task}:{backbone}"] = folder / f"learning_curve_{task}_{backbone}.png"
-            figures.learning_curve_figure(points, worth[(worth["task"] == task) & (worth["backbone"] == backbone)],
-                                          task, backbone, shown[f"learning:{task}:{backbone}"])
+            figures.learning_curve_figure(
+                points,
+                worth[(worth["task"] == task) & (worth["backbone"] == backbone)],
+                task,
+                backbone,
+                shown[f"learning:{task}:{backbone}"],
+            )
     for task in results.curves["task"].unique() if not results.curves.empty else []:
         shown[f"training:{task}"] = folder / f"training_{task}.png"
         figures.training_curves_figure(results.curves, task, shown[f"training:{task}"])
@@ -250,19 +288,27 @@ def _write_plot_data(results: AnalysisResults, folder: Path) -> None:
     conditions = results.conditions
     for (task, backbone), rows in _groups(results.curves, ["task", "backbone"]):
         for value in ("val_macro_f1", "train_loss"):
-            _write_csv(wide_table(rows, "epoch", value, "condition", conditions),
-                       folder / value / f"{task}-{backbone}.csv")
+            _write_csv(
+                wide_table(rows, "epoch", value, "condition", conditions),
+                folder / value / f"{task}-{backbone}.csv",
+            )
     for (task, backbone), rows in _groups(results.instance_curves, ["task", "backbone"]):
         wide = wide_table(rows, "threshold", "accuracy", "condition", conditions)
         counts = rows.drop_duplicates("threshold").set_index("threshold")["n"]
         wide.insert(1, "n", wide["threshold"].map(counts))
         _write_csv(wide, folder / "agreement_curve" / f"{task}-{backbone}.csv")
-    if results.instance_curves.empty:  # dvc plots reports a missing plot folder as an error; an empty file is fine
-        _write_csv(pd.DataFrame(columns=["threshold", "n", *conditions]),
-                   folder / "agreement_curve" / "no-annotations.csv")
+    if (
+        results.instance_curves.empty
+    ):  # dvc plots reports a missing plot folder as an error; an empty file is fine
+        _write_csv(
+            pd.DataFrame(columns=["threshold", "n", *conditions]),
+            folder / "agreement_curve" / "no-annotations.csv",
+        )
     for (task, backbone), points in _groups(results.learning_curve, ["task", "backbone"]):
-        _write_csv(points[["real_rows", "macro_f1", "accuracy", "condition"]],
-                   folder / "learning_curve" / f"{task}-{backbone}.csv")
+        _write_csv(
+            points[["real_rows", "macro_f1", "accuracy", "condition"]],
+            folder / "learning_curve" / f"{task}-{backbone}.csv",
+        )
     if results.learning_curve.empty:
         _write_csv(pd.DataFrame(columns=CURVE_COLUMNS[3:]), folder / "learning_curve" / "no-curve.csv")
     gaps = results.gaps.assign(subjectivity=results.gaps[results.measure])
@@ -276,10 +322,16 @@ def _write_plot_data(results: AnalysisResults, folder: Path) -> None:
 
 
 def _write_tables(results: AnalysisResults, folder: Path) -> None:
-    tables = {"subjectivity": results.subjectivity, "gap_correlation": pd.DataFrame(results.correlations),
-              "diversity": results.diversity, "agreement_curve": results.instance_curves,
-              "agreement_trends": results.instance_trends, "training_curves": results.curves,
-              "learning_curve": results.learning_curve, "real_equivalent": results.worth}
+    tables = {
+        "subjectivity": results.subjectivity,
+        "gap_correlation": pd.DataFrame(results.correlations),
+        "diversity": results.diversity,
+        "agreement_curve": results.instance_curves,
+        "agreement_trends": results.instance_trends,
+        "training_curves": results.curves,
+        "learning_curve": results.learning_curve,
+        "real_equivalent": results.worth,
+    }
     for name, frame in tables.items():
         _write_csv(frame, folder / f"{name}.csv")
 

@@ -162,7 +162,9 @@ def read_comparisons_csv(path: str | os.PathLike[str]) -> list[tuple[str, str, s
     for line_number, row in enumerate(frame[list(COMPARISON_COLUMNS)].itertuples(index=False), start=2):
         a, b, winner = (str(cell).strip() for cell in row)  # line 1 is the header
         if not (a and b and winner):
-            raise DataError(f"{path}, line {line_number}: empty task_a, task_b or winner; fill or drop the row")
+            raise DataError(
+                f"{path}, line {line_number}: empty task_a, task_b or winner; fill or drop the row"
+            )
         if winner not in (a, b):
             raise DataError(
                 f"{path}, line {line_number}: winner {winner!r} is neither {a!r} nor {b!r}; "

@@ -32,12 +32,20 @@ def summary_table(metrics: Sequence[EvaluationMetrics]) -> pd.DataFrame:
     and backbone) in points of Macro-F1 and accuracy (``*_gap_pts``, percentage points, negative = worse)."""
     rows = []
     for m in metrics:
-        rows.append({
-            "task": m.task, "condition": m.condition, "backbone": m.backbone,
-            "macro_f1": m.macro_f1_mean, "macro_f1_std": m.macro_f1_std, "accuracy": m.accuracy_mean,
-            "accuracy_std": m.accuracy_std, "n_seeds": m.n_seeds, "n_test": m.n_test,
-            "majority_accuracy": majority_accuracy(m),
-        })
+        rows.append(
+            {
+                "task": m.task,
+                "condition": m.condition,
+                "backbone": m.backbone,
+                "macro_f1": m.macro_f1_mean,
+                "macro_f1_std": m.macro_f1_std,
+                "accuracy": m.accuracy_mean,
+                "accuracy_std": m.accuracy_std,
+                "n_seeds": m.n_seeds,
+                "n_test": m.n_test,
+                "majority_accuracy": majority_accuracy(m),
+            }
+        )
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
@@ -72,7 +80,11 @@ def to_markdown(frame: pd.DataFrame) -> str:
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for row in frame.itertuples(index=False):
-        gap = "—" if row.condition == "real" or pd.isna(row.macro_f1_gap_pts) else f"{row.macro_f1_gap_pts:+.1f}"
+        gap = (
+            "—"
+            if row.condition == "real" or pd.isna(row.macro_f1_gap_pts)
+            else f"{row.macro_f1_gap_pts:+.1f}"
+        )
         lines.append(
             f"| {row.task} | {row.backbone} | {row.condition} | {format_pct(row.macro_f1, row.macro_f1_std)} | "
             f"{format_pct(row.accuracy, row.accuracy_std)} | {gap} | {row.n_test} |"
@@ -117,7 +129,9 @@ def bar_chart(frame: pd.DataFrame, path: Path) -> None:
     plt = pyplot()
     series = frame.assign(series=frame["condition"] + " / " + frame["backbone"])
     pivot = series.pivot_table(index="task", columns="series", values="macro_f1", sort=False)
-    errors = series.pivot_table(index="task", columns="series", values="macro_f1_std", sort=False, dropna=False)
+    errors = series.pivot_table(
+        index="task", columns="series", values="macro_f1_std", sort=False, dropna=False
+    )
     errors = errors.reindex(index=pivot.index, columns=pivot.columns)
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(pivot.index) + 2), 4))
     yerr = None if errors.isna().all().all() else errors.fillna(0.0)

@@ -46,11 +46,25 @@ def task_subjectivity(
     rows = []
     for task in tasks:
         if task in scores:
-            rows.append({"task": task, "stars": stars[task], "score": scores[task], "rank": ranks[task],
-                         "source": "comparisons"})
+            rows.append(
+                {
+                    "task": task,
+                    "stars": stars[task],
+                    "score": scores[task],
+                    "rank": ranks[task],
+                    "source": "comparisons",
+                }
+            )
         else:
-            rows.append({"task": task, "stars": int(registry_stars[task]), "score": np.nan, "rank": np.nan,
-                         "source": "registry"})
+            rows.append(
+                {
+                    "task": task,
+                    "stars": int(registry_stars[task]),
+                    "score": np.nan,
+                    "rank": np.nan,
+                    "source": "registry",
+                }
+            )
     return pd.DataFrame(rows, columns=["task", "stars", "score", "rank", "source"])
 
 
@@ -72,7 +86,9 @@ def gap_frame(table: pd.DataFrame, subjectivity: pd.DataFrame) -> pd.DataFrame:
         ``score``, ``macro_f1_gap_pts`` (condition − real, percentage points).
     """
     synthetic = table[table["condition"] != "real"][["task", "backbone", "condition", "macro_f1_gap_pts"]]
-    return synthetic.merge(subjectivity[["task", "stars", "score"]], on="task", how="left").reset_index(drop=True)
+    return synthetic.merge(subjectivity[["task", "stars", "score"]], on="task", how="left").reset_index(
+        drop=True
+    )
 
 
 def gap_correlations(gaps: pd.DataFrame, measure: str) -> list[dict[str, Any]]:
@@ -87,8 +103,14 @@ def gap_correlations(gaps: pd.DataFrame, measure: str) -> list[dict[str, Any]]:
     results = []
     for (condition, backbone), group in gaps.groupby(["condition", "backbone"], sort=False):
         group = group.dropna(subset=[measure, "macro_f1_gap_pts"])
-        row: dict[str, Any] = {"condition": condition, "backbone": backbone, "n_tasks": len(group),
-                               "spearman_rho": None, "spearman_p": None, "note": ""}
+        row: dict[str, Any] = {
+            "condition": condition,
+            "backbone": backbone,
+            "n_tasks": len(group),
+            "spearman_rho": None,
+            "spearman_p": None,
+            "note": "",
+        }
         if len(group) < MIN_TASKS_FOR_CORRELATION:
             row["note"] = (
                 f"not computed: the study has {len(group)} task{'s' if len(group) != 1 else ''} and a rank "
@@ -112,7 +134,8 @@ def describe_correlation(row: Mapping[str, Any], measure: str) -> str:
     if row["spearman_rho"] is None:
         return f"{subject}: correlation {row['note']}."
     direction = (
-        "the gap widens with subjectivity" if row["spearman_rho"] < 0
+        "the gap widens with subjectivity"
+        if row["spearman_rho"] < 0
         else "the gap does not widen with subjectivity"
     )
     measure_name = "Bradley–Terry score" if measure == "score" else "star level"

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 NEAR_REAL = 0.95  # share of real Macro-F1 from which synthetic data "nearly replaces" real labels
-USABLE = 0.80     # ... from which it is "usable at a cost"
+USABLE = 0.80  # ... from which it is "usable at a cost"
 
 
 def mode_name(mode: str) -> str:
@@ -55,11 +55,26 @@ def verdict_numbers(
         for mode in present[1:]:
             closed[mode] = (macro_f1[mode] - macro_f1[baseline]) / remaining if remaining > 0 else None
     best = max(present, key=lambda mode: macro_f1[mode]) if present else None
-    ratios = {mode: float(diversity_ratio[mode]) for mode in present if diversity_ratio and mode in diversity_ratio}
-    trivial = [mode for mode in present if accuracy and majority_accuracy is not None and mode in accuracy
-               and accuracy[mode] <= majority_accuracy]
-    return {"share_of_real": share, "gap_closed": closed, "baseline": baseline, "diversity_ratio": ratios,
-            "best_mode": best, "no_better_than_majority": trivial, "majority_accuracy": majority_accuracy}
+    ratios = {
+        mode: float(diversity_ratio[mode]) for mode in present if diversity_ratio and mode in diversity_ratio
+    }
+    trivial = [
+        mode
+        for mode in present
+        if accuracy
+        and majority_accuracy is not None
+        and mode in accuracy
+        and accuracy[mode] <= majority_accuracy
+    ]
+    return {
+        "share_of_real": share,
+        "gap_closed": closed,
+        "baseline": baseline,
+        "diversity_ratio": ratios,
+        "best_mode": best,
+        "no_better_than_majority": trivial,
+        "majority_accuracy": majority_accuracy,
+    }
 
 
 def _pct(fraction: float) -> str:
@@ -84,14 +99,20 @@ def verdict_sentence(numbers: Mapping[str, Any], macro_f1: Mapping[str, float], 
     )
     for mode, closed in numbers["gap_closed"].items():
         if closed is None:
-            parts.append(f"{mode_name(baseline)} already matches real data, so {mode_name(mode)} has no gap to "
-                         f"close ({mode_name(mode)} reaches {_pct(share[mode])})")
+            parts.append(
+                f"{mode_name(baseline)} already matches real data, so {mode_name(mode)} has no gap to "
+                f"close ({mode_name(mode)} reaches {_pct(share[mode])})"
+            )
         elif closed >= 0:
-            parts.append(f"{mode_name(mode)} closes {_pct(closed)} of the remaining gap "
-                         f"(reaching {_pct(share[mode])} of real)")
+            parts.append(
+                f"{mode_name(mode)} closes {_pct(closed)} of the remaining gap "
+                f"(reaching {_pct(share[mode])} of real)"
+            )
         else:
-            parts.append(f"{mode_name(mode)} does worse than {mode_name(baseline)}: it widens the gap by "
-                         f"{_pct(-closed)} (reaching {_pct(share[mode])} of real)")
+            parts.append(
+                f"{mode_name(mode)} does worse than {mode_name(baseline)}: it widens the gap by "
+                f"{_pct(-closed)} (reaching {_pct(share[mode])} of real)"
+            )
     ratios: Mapping[str, float] = numbers["diversity_ratio"]
     if ratios:
         listed = ", ".join(f"{ratio:.2f}× real for {mode_name(mode)}" for mode, ratio in ratios.items())
@@ -99,18 +120,24 @@ def verdict_sentence(numbers: Mapping[str, Any], macro_f1: Mapping[str, float], 
     trivial = numbers.get("no_better_than_majority") or []
     if trivial:
         names = " and ".join(mode_name(mode) for mode in trivial)
-        parts.append(f"{names} {'is' if len(trivial) == 1 else 'are'} no more accurate than always predicting "
-                     f"the most frequent label ({_pct(numbers['majority_accuracy'])} accuracy)")
+        parts.append(
+            f"{names} {'is' if len(trivial) == 1 else 'are'} no more accurate than always predicting "
+            f"the most frequent label ({_pct(numbers['majority_accuracy'])} accuracy)"
+        )
     text = "; ".join(parts) + "."
     best = numbers["best_mode"]
     best_share = share[best]
     if best_share >= NEAR_REAL:
         bottom = f"Synthetic data ({mode_name(best)}) nearly replaces real labels for this task."
     elif best_share >= USABLE:
-        bottom = (f"Synthetic data ({mode_name(best)}) is usable but costs {_pct(1 - best_share)} of Macro-F1; "
-                  "real labels still pay off.")
+        bottom = (
+            f"Synthetic data ({mode_name(best)}) is usable but costs {_pct(1 - best_share)} of Macro-F1; "
+            "real labels still pay off."
+        )
     else:
-        bottom = (f"Synthetic data is no substitute here (best: {mode_name(best)} at {_pct(best_share)} of "
-                  "real); label real data.")
+        bottom = (
+            f"Synthetic data is no substitute here (best: {mode_name(best)} at {_pct(best_share)} of "
+            "real); label real data."
+        )
     text = text[0].upper() + text[1:]
     return f"{text} {bottom}" + (f" ({caveat})" if caveat else "")

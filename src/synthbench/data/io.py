@@ -84,7 +84,9 @@ def read_json(path: str | os.PathLike[str]) -> Any:
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 
 
-def read_table(path: str | os.PathLike[str], fix: str, *, dtype: Any = str, empty_is_missing: bool = False) -> Any:
+def read_table(
+    path: str | os.PathLike[str], fix: str, *, dtype: Any = str, empty_is_missing: bool = False
+) -> Any:
     """The one reader of tabular files (CSV / JSONL / JSON / Parquet) → a pandas DataFrame. CSV cells are read
     with ``dtype`` (strings by default) and empty cells stay ``""`` unless ``empty_is_missing``. A missing,
     unreadable or unsupported file is a one-line DataError naming it and ``fix`` (what to change)."""
@@ -98,8 +100,9 @@ def read_table(path: str | os.PathLike[str], fix: str, *, dtype: Any = str, empt
         raise DataError(f"{table_path}: unsupported file type {suffix!r}; use {', '.join(TABLE_SUFFIXES)}")
     try:
         if suffix == ".csv":
-            return pd.read_csv(table_path, dtype=dtype, keep_default_na=False,
-                               na_values=[""] if empty_is_missing else None)
+            return pd.read_csv(
+                table_path, dtype=dtype, keep_default_na=False, na_values=[""] if empty_is_missing else None
+            )
         if suffix == ".parquet":
             return pd.read_parquet(table_path)
         return pd.read_json(table_path, lines=suffix == ".jsonl", dtype=False)

@@ -67,21 +67,39 @@ class ReviewStats:
         for label, counts in self.by_label.items():
             reviewed = sum(counts.values())
             rejected = sum(counts[v] for v in REJECTS)
-            rows.append({"label": label, "reviewed": reviewed, "rejected": rejected,
-                         "reject_rate": rejected / reviewed if reviewed else None,
-                         **{reason: counts[reason] for reason in REJECTS}})
+            rows.append(
+                {
+                    "label": label,
+                    "reviewed": reviewed,
+                    "rejected": rejected,
+                    "reject_rate": rejected / reviewed if reviewed else None,
+                    **{reason: counts[reason] for reason in REJECTS},
+                }
+            )
         return rows
 
     def as_dict(self) -> dict[str, Any]:
         estimate, low, high = self.label_noise
-        return {"task": self.task, "mode": self.mode, "n_rows": self.n_rows, "n_reviewed": self.n_reviewed,
-                "n_rejected": self.n_rejected, "reject_rate": self.reject_rate, "n_stale": self.n_stale,
-                "label_noise": {"estimate": estimate, "low": low, "high": high, "interval": "Wilson 95%"},
-                "by_label": self.label_rows()}
+        return {
+            "task": self.task,
+            "mode": self.mode,
+            "n_rows": self.n_rows,
+            "n_reviewed": self.n_reviewed,
+            "n_rejected": self.n_rejected,
+            "reject_rate": self.reject_rate,
+            "n_stale": self.n_stale,
+            "label_noise": {"estimate": estimate, "low": low, "high": high, "interval": "Wilson 95%"},
+            "by_label": self.label_rows(),
+        }
 
 
-def review_stats(task: str, mode: str, rows: Sequence[dict[str, Any]], decisions: dict[str, Decision],
-                 labels: Iterable[str]) -> ReviewStats:
+def review_stats(
+    task: str,
+    mode: str,
+    rows: Sequence[dict[str, Any]],
+    decisions: dict[str, Decision],
+    labels: Iterable[str],
+) -> ReviewStats:
     """Tally ``decisions`` over the synthetic ``rows`` (dicts with ``text`` and ``label``); each text counts once."""
     by_label: dict[str, Counter[str]] = {label: Counter() for label in labels}
     present: set[str] = set()
@@ -94,8 +112,14 @@ def review_stats(task: str, mode: str, rows: Sequence[dict[str, Any]], decisions
         if decision is not None:
             by_label.setdefault(decision.label, Counter())[decision.verdict] += 1
     reviewed = sum(sum(counts.values()) for counts in by_label.values())
-    return ReviewStats(task=task, mode=mode, n_rows=len(rows), n_reviewed=reviewed, by_label=by_label,
-                       n_stale=len(set(decisions) - present))
+    return ReviewStats(
+        task=task,
+        mode=mode,
+        n_rows=len(rows),
+        n_reviewed=reviewed,
+        by_label=by_label,
+        n_stale=len(set(decisions) - present),
+    )
 
 
 def percent(value: float | None) -> str:
@@ -107,6 +131,8 @@ def describe_noise(stats: ReviewStats) -> str:
     estimate, low, high = stats.label_noise
     if estimate is None:
         return f"{stats.task}/{stats.mode}: no reviewed rows yet."
-    return (f"{stats.task}/{stats.mode}: label noise {percent(estimate)} (Wilson 95% interval "
-            f"{percent(low)}–{percent(high)}; {stats.n_wrong_label} wrong-label of {stats.n_reviewed} reviewed rows "
-            f"out of {stats.n_rows}); human reject rate {percent(stats.reject_rate)}.")
+    return (
+        f"{stats.task}/{stats.mode}: label noise {percent(estimate)} (Wilson 95% interval "
+        f"{percent(low)}–{percent(high)}; {stats.n_wrong_label} wrong-label of {stats.n_reviewed} reviewed rows "
+        f"out of {stats.n_rows}); human reject rate {percent(stats.reject_rate)}."
+    )

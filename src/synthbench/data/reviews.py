@@ -86,9 +86,17 @@ def _decision(row: Any, labels: Sequence[str] | None, where: str) -> Decision:
     if labels is not None:
         for key in ("label", "relabel"):
             if row.get(key) is not None and row[key] not in labels:
-                raise DataError(f"{where}: {key} {row[key]!r} is not one of the task's labels {list(labels)}; {fix}")
-    return Decision(hash=row["hash"], label=row["label"], verdict=row["verdict"], relabel=relabel,
-                    text=str(row.get("text", "")), at=str(row.get("at", "")))
+                raise DataError(
+                    f"{where}: {key} {row[key]!r} is not one of the task's labels {list(labels)}; {fix}"
+                )
+    return Decision(
+        hash=row["hash"],
+        label=row["label"],
+        verdict=row["verdict"],
+        relabel=relabel,
+        text=str(row.get("text", "")),
+        at=str(row.get("at", "")),
+    )
 
 
 def read_decisions(path: Path, labels: Sequence[str] | None = None) -> dict[str, Decision]:
@@ -105,8 +113,10 @@ def read_decisions(path: Path, labels: Sequence[str] | None = None) -> dict[str,
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg}); the review file is corrupted: fix that "
-                                "line or restore it with git checkout") from None
+                raise DataError(
+                    f"{where}: not valid JSON ({exc.msg}); the review file is corrupted: fix that "
+                    "line or restore it with git checkout"
+                ) from None
             decision = _decision(row, labels, where)
             if decision.hash in decisions:
                 raise DataError(f"{where}: hash {decision.hash} is reviewed twice; keep one of the two lines")
@@ -117,8 +127,10 @@ def read_decisions(path: Path, labels: Sequence[str] | None = None) -> dict[str,
 def write_decisions(path: Path, decisions: Iterable[Decision]) -> None:
     """Write the whole store atomically, sorted by hash (stable diffs), then fsync the folder so the rename
     itself survives a power cut."""
-    lines = [json.dumps({k: v for k, v in asdict(d).items() if v is not None}, ensure_ascii=False) + "\n"
-             for d in sorted(decisions, key=lambda d: d.hash)]
+    lines = [
+        json.dumps({k: v for k, v in asdict(d).items() if v is not None}, ensure_ascii=False) + "\n"
+        for d in sorted(decisions, key=lambda d: d.hash)
+    ]
     with atomic_open(path) as handle:
         handle.writelines(lines)
     with contextlib.suppress(OSError):  # not every filesystem lets a folder be opened for fsync
@@ -155,12 +167,18 @@ class DecisionStore:
         with self._lock:
             return dict(self._decisions)
 
-    def record(self, text: str, label: str, verdict: str | None, relabel: str | None = None) -> Decision | None:
+    def record(
+        self, text: str, label: str, verdict: str | None, relabel: str | None = None
+    ) -> Decision | None:
         """Set (or, with ``verdict=None``, clear) the decision on ``text``; returns the stored decision. Raises
         DataError for an unknown verdict or label (the server answers 400)."""
         if verdict is not None and verdict not in VERDICTS:
             raise DataError(f"unknown verdict {verdict!r}: one of {list(VERDICTS)}")
-        if verdict == WRONG_LABEL and relabel is not None and (relabel not in self.labels or relabel == label):
+        if (
+            verdict == WRONG_LABEL
+            and relabel is not None
+            and (relabel not in self.labels or relabel == label)
+        ):
             raise DataError(f"cannot relabel a {label!r} row to {relabel!r}: choose another of {self.labels}")
         key = content_hash(text)
         with self._lock:
@@ -170,8 +188,18 @@ class DecisionStore:
             else:
                 if verdict != WRONG_LABEL:
                     relabel = None
-                decision = _decision({"hash": key, "label": label, "verdict": verdict, "relabel": relabel,
-                                      "text": text, "at": now_iso()}, self.labels, "decision")
+                decision = _decision(
+                    {
+                        "hash": key,
+                        "label": label,
+                        "verdict": verdict,
+                        "relabel": relabel,
+                        "text": text,
+                        "at": now_iso(),
+                    },
+                    self.labels,
+                    "decision",
+                )
                 self._decisions[key] = decision
             write_decisions(self.path, self._decisions.values())
         return decision

@@ -37,7 +37,11 @@ def _partition(rows: Rows, chosen: set[int]) -> tuple[Rows, Rows]:
 
 def stratified_split(rows: Rows, test_fraction: float, seed: int) -> tuple[Rows, Rows]:
     """(train, test): per label, round(f·n) of the shuffled indices go to test."""
-    chosen = {i for ix in shuffled_indices_by_label(rows, seed).values() for i in ix[: round(test_fraction * len(ix))]}
+    chosen = {
+        i
+        for ix in shuffled_indices_by_label(rows, seed).values()
+        for i in ix[: round(test_fraction * len(ix))]
+    }
     return _partition(rows, chosen)
 
 

@@ -62,7 +62,9 @@ def _rotten_tomatoes() -> dict[str, RawRows]:
 
 
 WHEEL_READERS: Registry[Callable[[], RawRows]] = Registry(
-    "wheel source", "fix source.wheel in the task spec", {"bbc_news": _bbc_news, "rotten_tomatoes": _rotten_tomatoes}
+    "wheel source",
+    "fix source.wheel in the task spec",
+    {"bbc_news": _bbc_news, "rotten_tomatoes": _rotten_tomatoes},
 )
 
 

@@ -35,10 +35,21 @@ def compare_conditions(
             f"evaluate for both (dvc repro)"
         )
     result = paired_bootstrap(
-        [r["label"] for r in a], [r["prediction"] for r in a], [r["prediction"] for r in b],
-        metric=metric, n_resamples=n_resamples, seed=seed,
+        [r["label"] for r in a],
+        [r["prediction"] for r in a],
+        [r["prediction"] for r in b],
+        metric=metric,
+        n_resamples=n_resamples,
+        seed=seed,
     )
-    return {"task": task, "backbone": backbone, "a": condition_a, "b": condition_b, "metric": metric, **result}
+    return {
+        "task": task,
+        "backbone": backbone,
+        "a": condition_a,
+        "b": condition_b,
+        "metric": metric,
+        **result,
+    }
 
 
 def best_condition(metrics: Sequence[EvaluationMetrics]) -> EvaluationMetrics:
@@ -63,23 +74,39 @@ def run_champion(
     client = tracking.champion_client(tracking_params) if tracking_params.register_models else None
     champions: dict[str, dict[str, Any]] = {}
     for task in tasks:
-        evaluated = [EvaluationMetrics.read(layout.metrics(task, c, b)) for c in conditions for b in backbones]
+        evaluated = [
+            EvaluationMetrics.read(layout.metrics(task, c, b)) for c in conditions for b in backbones
+        ]
         best = best_condition(evaluated)
         manifest_path = layout.training_manifest(task, best.condition, best.backbone)
         manifest = TrainingManifest.read(manifest_path)
         entry: dict[str, Any] = {
-            "condition": best.condition, "backbone": best.backbone, "macro_f1": best.macro_f1,
-            "accuracy": best.accuracy, "registered_model": manifest.registered_model,
+            "condition": best.condition,
+            "backbone": best.backbone,
+            "macro_f1": best.macro_f1,
+            "accuracy": best.accuracy,
+            "registered_model": manifest.registered_model,
             "version": manifest.registered_version,
         }
         if client is None or not manifest.registered_model or not manifest.registered_version:
             champions[task] = {**entry, "note": "no registered model (tracking.register_models is false)"}
             continue
         others = [tracking.registered_model_name(task, m.condition, m.backbone) for m in evaluated]
-        task_version = tracking.set_champion(client, tracking_params, task, manifest.registered_model,
-                                             manifest.registered_version, others, str(manifest_path))
+        task_version = tracking.set_champion(
+            client,
+            tracking_params,
+            task,
+            manifest.registered_model,
+            manifest.registered_version,
+            others,
+            str(manifest_path),
+        )
         name = tracking.task_model_name(task)
-        champions[task] = {**entry, "task_model": name, "task_model_version": task_version,
-                           "uri": f"models:/{name}@{tracking.CHAMPION_ALIAS}"}
+        champions[task] = {
+            **entry,
+            "task_model": name,
+            "task_model_version": task_version,
+            "uri": f"models:/{name}@{tracking.CHAMPION_ALIAS}",
+        }
     write_json(layout.champions, champions)
     return champions

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 
-def classification_metrics(y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]) -> dict[str, Any]:
+def classification_metrics(
+    y_true: Sequence[str], y_pred: Sequence[str], labels: Sequence[str]
+) -> dict[str, Any]:
     """Macro-F1, accuracy, per-class precision/recall/F1/support and the confusion matrix.
 
     ``labels`` fixes the class order (the task's label names); the confusion matrix is a list of rows, row =

@@ -8,7 +8,9 @@ from pathlib import Path
 from synthbench.data.io import pyplot, save_png
 
 
-def plot_confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], path: Path, title: str = "") -> None:
+def plot_confusion(
+    labels: Sequence[str], matrix: Sequence[Sequence[int]], path: Path, title: str = ""
+) -> None:
     """Confusion matrix as a PNG: rows = true label, columns = predicted label (``labels`` order), counts in
     the cells, colour = share of the row (recall per class)."""
     import numpy as np
@@ -26,8 +28,14 @@ def plot_confusion(labels: Sequence[str], matrix: Sequence[Sequence[int]], path:
     ax.set_ylabel("true label")
     for i in range(len(labels)):
         for j in range(len(labels)):
-            ax.text(j, i, str(int(counts[i, j])), ha="center", va="center",
-                    color="white" if share[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(int(counts[i, j])),
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+            )
     fig.colorbar(image, ax=ax, label="share of the true label's texts")
     if title:
         ax.set_title(title)

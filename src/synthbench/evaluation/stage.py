@@ -49,8 +49,12 @@ class SeedEvaluation:
 
     @property
     def score(self) -> SeedScore:
-        return SeedScore(seed=self.run.seed, macro_f1=self.report["macro_f1"], accuracy=self.report["accuracy"],
-                         ece=self.ece)
+        return SeedScore(
+            seed=self.run.seed,
+            macro_f1=self.report["macro_f1"],
+            accuracy=self.report["accuracy"],
+            ece=self.ece,
+        )
 
 
 def run_evaluate(
@@ -69,14 +73,27 @@ def run_evaluate(
     confusion = chosen.report["confusion_matrix"]
     write_json(layout.confusion(task, condition, backbone), confusion)
     png = layout.confusion_png(task, condition, backbone)
-    plot_confusion(confusion["labels"], confusion["matrix"], png,
-                   title=f"{task} / {condition} / {backbone} (seed {chosen.run.seed})")
+    plot_confusion(
+        confusion["labels"],
+        confusion["matrix"],
+        png,
+        title=f"{task} / {condition} / {backbone} (seed {chosen.run.seed})",
+    )
     metrics.write(layout.metrics(task, condition, backbone))
     tracking.log_evaluation(
-        client, manifest.mlflow_run_id,
-        {s.run.mlflow_run_id: {"test_macro_f1": s.score.macro_f1, "test_accuracy": s.score.accuracy,
-                               "test_ece": s.score.ece} for s in per_seed if s.run.mlflow_run_id},
-        _summary_metrics(metrics), {"confusion.json": confusion, "metrics.json": metrics.model_dump(mode="json")},
+        client,
+        manifest.mlflow_run_id,
+        {
+            s.run.mlflow_run_id: {
+                "test_macro_f1": s.score.macro_f1,
+                "test_accuracy": s.score.accuracy,
+                "test_ece": s.score.ece,
+            }
+            for s in per_seed
+            if s.run.mlflow_run_id
+        },
+        _summary_metrics(metrics),
+        {"confusion.json": confusion, "metrics.json": metrics.model_dump(mode="json")},
         [png],
     )
     return metrics
@@ -100,22 +117,45 @@ def _evaluate_seed(model_dir: Path, run: SeedRun, texts: list[str], truth: list[
     proba = classifier.predict_proba(texts)
     predicted = [classifier.labels[i] for i in proba.argmax(axis=1)]
     truth_idx = np.array([classifier.labels.index(label) for label in truth])
-    return SeedEvaluation(run=run, labels=classifier.labels, proba=proba, predicted=predicted,
-                          report=classification_metrics(truth, predicted, classifier.labels),
-                          ece=expected_calibration_error(proba, truth_idx))
+    return SeedEvaluation(
+        run=run,
+        labels=classifier.labels,
+        proba=proba,
+        predicted=predicted,
+        report=classification_metrics(truth, predicted, classifier.labels),
+        ece=expected_calibration_error(proba, truth_idx),
+    )
 
 
-def _metrics(task: str, condition: str, backbone: str, per_seed: list[SeedEvaluation], chosen: SeedEvaluation,
-             n_test: int) -> EvaluationMetrics:
+def _metrics(
+    task: str,
+    condition: str,
+    backbone: str,
+    per_seed: list[SeedEvaluation],
+    chosen: SeedEvaluation,
+    n_test: int,
+) -> EvaluationMetrics:
     fields: dict[str, Any] = {}
     for name in ("macro_f1", "accuracy", "ece"):
         summary = seed_summary([getattr(s.score, name) for s in per_seed], bounds=(0.0, 1.0))
         ci = None if summary["ci_low"] is None else Interval(low=summary["ci_low"], high=summary["ci_high"])
-        fields |= {name: summary["mean"], f"{name}_mean": summary["mean"], f"{name}_std": summary["std"],
-                   f"{name}_ci95": ci}
-    return EvaluationMetrics(task=task, condition=condition, backbone=backbone, n_test=n_test,
-                             n_seeds=len(per_seed), seeds=[s.score for s in per_seed], selected=chosen.score,
-                             per_class=chosen.report["per_class"], **fields)
+        fields |= {
+            name: summary["mean"],
+            f"{name}_mean": summary["mean"],
+            f"{name}_std": summary["std"],
+            f"{name}_ci95": ci,
+        }
+    return EvaluationMetrics(
+        task=task,
+        condition=condition,
+        backbone=backbone,
+        n_test=n_test,
+        n_seeds=len(per_seed),
+        seeds=[s.score for s in per_seed],
+        selected=chosen.score,
+        per_class=chosen.report["per_class"],
+        **fields,
+    )
 
 
 def _summary_metrics(metrics: EvaluationMetrics) -> dict[str, float]:
@@ -123,17 +163,26 @@ def _summary_metrics(metrics: EvaluationMetrics) -> dict[str, float]:
     for name in ("macro_f1", "accuracy"):
         std, ci = getattr(metrics, f"{name}_std"), getattr(metrics, f"{name}_ci95")
         if std is not None and ci is not None:
-            out |= {f"test_{name}_std": std, f"test_{name}_ci95_low": ci.low, f"test_{name}_ci95_high": ci.high}
+            out |= {
+                f"test_{name}_std": std,
+                f"test_{name}_ci95_low": ci.low,
+                f"test_{name}_ci95_high": ci.high,
+            }
     return out
 
 
-def _write_predictions(path: Path, texts: list[str], truth: list[str], chosen: SeedEvaluation,
-                       per_seed: list[SeedEvaluation]) -> None:
+def _write_predictions(
+    path: Path, texts: list[str], truth: list[str], chosen: SeedEvaluation, per_seed: list[SeedEvaluation]
+) -> None:
     def rows() -> Iterator[dict[str, Any]]:
         for i, (text, gold) in enumerate(zip(texts, truth, strict=True)):
             row: dict[str, Any] = {
-                "text": text, "label": gold, "prediction": chosen.predicted[i],
-                "proba": {name: round(float(p), 6) for name, p in zip(chosen.labels, chosen.proba[i], strict=True)},
+                "text": text,
+                "label": gold,
+                "prediction": chosen.predicted[i],
+                "proba": {
+                    name: round(float(p), 6) for name, p in zip(chosen.labels, chosen.proba[i], strict=True)
+                },
             }
             if len(per_seed) > 1:
                 row["prediction_by_seed"] = {str(s.run.seed): s.predicted[i] for s in per_seed}

@@ -39,8 +39,9 @@ def _encode(*columns: Sequence[str]) -> tuple[list[np.ndarray], int]:
     return [np.array([index[str(v)] for v in column], dtype=np.int64) for column in columns], len(names)
 
 
-def _weighted_scores(weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int,
-                     metric: str) -> np.ndarray:
+def _weighted_scores(
+    weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, metric: str
+) -> np.ndarray:
     """Metric of each resample. weights: (B, n) counts of how often each test example is drawn (a row of ones
     is the test set itself). Macro-F1 averages the classes that occur in the resample's truth or predictions
     (as sklearn's f1_score(average="macro") does), each F1 = 2·TP / (2·TP + FP + FN)."""
@@ -95,8 +96,10 @@ def paired_bootstrap(
     (truth, a, b), n_classes = _encode(y_true, pred_a, pred_b)
     n = len(truth)
     full = np.ones((1, n))
-    diff = float(_weighted_scores(full, truth, a, n_classes, metric)[0]
-                 - _weighted_scores(full, truth, b, n_classes, metric)[0])
+    diff = float(
+        _weighted_scores(full, truth, a, n_classes, metric)[0]
+        - _weighted_scores(full, truth, b, n_classes, metric)[0]
+    )
     rng = np.random.default_rng(seed)
     diffs = np.empty(n_resamples)
     chunk = max(1, min(n_resamples, 4_000_000 // max(n, 1)))  # bound the (chunk, n) weight matrix
@@ -105,8 +108,9 @@ def paired_bootstrap(
         draws = rng.integers(0, n, size=(size, n))
         flat = (draws + n * np.arange(size)[:, None]).ravel()
         weights = np.bincount(flat, minlength=size * n).reshape(size, n).astype(float)
-        diffs[start:start + size] = (_weighted_scores(weights, truth, a, n_classes, metric)
-                                     - _weighted_scores(weights, truth, b, n_classes, metric))
+        diffs[start : start + size] = _weighted_scores(
+            weights, truth, a, n_classes, metric
+        ) - _weighted_scores(weights, truth, b, n_classes, metric)
     alpha = 1 - confidence
     low, high = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     extreme = int(np.sum(np.abs(diffs - diff) >= abs(diff) - 1e-12))

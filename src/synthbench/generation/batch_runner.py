@@ -103,8 +103,10 @@ class BatchRunner:
                 if len(self.journal.get_many(list(unique))) == len(unique):
                     break
                 if attempt:
-                    self.say(f"batch: resubmitting {len(unique) - len(self.journal.get_many(list(unique)))} lines "
-                             "the endpoint failed")
+                    self.say(
+                        f"batch: resubmitting {len(unique) - len(self.journal.get_many(list(unique)))} lines "
+                        "the endpoint failed"
+                    )
                 self._wait_for([self._submit(chunk) for chunk in chunks])
             answers = self.journal.get_many(list(unique))
         finally:

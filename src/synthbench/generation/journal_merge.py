@@ -59,7 +59,9 @@ def merge_journals(into: str | Path, sources: Sequence[str | Path]) -> list[Merg
 
 def _check_source(path: Path, destination: Path) -> None:
     if not path.is_file():
-        raise DataError(f"journal {path}: no such file; copy the other machine's .synthbench/journal.sqlite here")
+        raise DataError(
+            f"journal {path}: no such file; copy the other machine's .synthbench/journal.sqlite here"
+        )
     if destination.exists() and path.resolve() == destination.resolve():
         raise ConfigError(f"journal {path} is the destination itself; name the other machines' journals")
     try:
@@ -74,7 +76,9 @@ def _check_source(path: Path, destination: Path) -> None:
 def _columns(conn: sqlite3.Connection, schema: str, table: str) -> list[tuple[str, bool]]:
     """(name, required) per column; required = part of the primary key, or NOT NULL without a default."""
     rows = conn.execute(f"PRAGMA {schema}.table_info({table})").fetchall()
-    return [(name, (bool(notnull) and default is None) or bool(pk)) for _, name, _, notnull, default, pk in rows]
+    return [
+        (name, (bool(notnull) and default is None) or bool(pk)) for _, name, _, notnull, default, pk in rows
+    ]
 
 
 def _copy_table(conn: sqlite3.Connection, table: str, source: Path) -> int:
@@ -95,7 +99,9 @@ def _copy_table(conn: sqlite3.Connection, table: str, source: Path) -> int:
 def _merge_one(conn: sqlite3.Connection, source: Path) -> MergeReport:
     conn.execute("ATTACH DATABASE ? AS src", (str(source),))
     try:
-        conn.execute("BEGIN IMMEDIATE")  # one writer at a time; a failed merge leaves the destination as it was
+        conn.execute(
+            "BEGIN IMMEDIATE"
+        )  # one writer at a time; a failed merge leaves the destination as it was
         try:
             answers = conn.execute("SELECT COUNT(*) FROM src.completions").fetchone()[0]
             already, differing = conn.execute(

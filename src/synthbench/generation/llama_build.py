@@ -76,8 +76,13 @@ def ensure_built(progress: Callable[[str], None] | None = None, *, jobs: int | N
             build = Path(tmp) / "build"
             jobs = jobs or int(os.environ.get(BUILD_ENV) or 0) or max(1, len(_affinity()))
             started = time.monotonic()
-            say(f"building llama-server from {sdist.name} into {target} (once per machine; ~10 min on 2 cores)")
-            _run(["cmake", "-S", str(source), "-B", str(build), "-G", _generator(), *CMAKE_OPTIONS], "configure")
+            say(
+                f"building llama-server from {sdist.name} into {target} (once per machine; ~10 min on 2 cores)"
+            )
+            _run(
+                ["cmake", "-S", str(source), "-B", str(build), "-G", _generator(), *CMAKE_OPTIONS],
+                "configure",
+            )
             say(f"compiling {' and '.join(TARGETS)} with {jobs} job(s) under nice -n 19 …")
             _run(
                 ["nice", "-n", "19", "cmake", "--build", str(build), "-j", str(jobs), "--target", *TARGETS],
@@ -141,7 +146,9 @@ def _run(cmd: list[str], phase: str, say: Callable[[str], None] | None = None, e
         )
 
 
-_STEP = re.compile(r"^\[(\d+)/(\d+)\]")  # ninja: "[12/210] Building CXX object …"; make: "[ 12%] …" is not matched
+_STEP = re.compile(
+    r"^\[(\d+)/(\d+)\]"
+)  # ninja: "[12/210] Building CXX object …"; make: "[ 12%] …" is not matched
 
 
 @contextlib.contextmanager

@@ -143,7 +143,9 @@ def collect(
                 batch.append((slot, plan.request(slot, previous)))
         if not batch:
             return out
-        answers = client.run(prefix_order([request for _, request in batch]), watch.on_result if watch else None)
+        answers = client.run(
+            prefix_order([request for _, request in batch]), watch.on_result if watch else None
+        )
         # Accept in plan order, not arrival order: the dataset must not depend on network timing.
         for slot, request in batch:
             examples = plan.strategy.examples_for(slot) if isinstance(plan.strategy, FewShot) else []

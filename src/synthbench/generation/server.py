@@ -67,10 +67,8 @@ try:  # resolved here, in the parent: the child between fork and exec should onl
 except (OSError, AttributeError):  # not Linux: the watchdog pipe alone ties the server to us
     _PRCTL = None
 
-# Run in the server's interpreter before llama_cpp.server: watch the pipe, die with the parent.
-_WATCHDOG = """
-import os, runpy, signal, sys, threading
-fd = int(sys.argv.pop(1))
+# Watch the pipe from the parent: when it closes (the parent died, however), kill the whole process group.
+_WATCH = """
 def watch():
     try:
         while os.read(fd, 1):
@@ -79,24 +77,29 @@ def watch():
         pass
     os.killpg(os.getpgid(0), signal.SIGKILL)
 threading.Thread(target=watch, daemon=True).start()
-sys.argv[0] = "llama_cpp.server"
+"""
+
+# Run in the server's interpreter before llama_cpp.server: watch the pipe, die with the parent.
+_WATCHDOG = (
+    """
+import os, runpy, signal, sys, threading
+fd = int(sys.argv.pop(1))
+"""
+    + _WATCH
+    + """sys.argv[0] = "llama_cpp.server"
 runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
 """
+)
 
 # The same watchdog around a binary (llama-server): it runs the binary as its child, in its process group, and
 # exits with its code; SIGTERM/SIGINT reach both through the group (the binary handles them itself).
-_WATCHDOG_EXEC = """
+_WATCHDOG_EXEC = (
+    """
 import ctypes, os, signal, subprocess, sys, threading
 fd = int(sys.argv[1])
-def watch():
-    try:
-        while os.read(fd, 1):
-            pass
-    except OSError:
-        pass
-    os.killpg(os.getpgid(0), signal.SIGKILL)
-threading.Thread(target=watch, daemon=True).start()
-for signum in (signal.SIGTERM, signal.SIGINT):
+"""
+    + _WATCH
+    + """for signum in (signal.SIGTERM, signal.SIGINT):
     signal.signal(signum, lambda *_: None)  # the group's signal reaches the binary too; wait for it to end
 prctl = ctypes.CDLL(None, use_errno=True).prctl
 me = os.getpid()
@@ -111,6 +114,7 @@ while True:
     except InterruptedError:
         continue
 """
+)
 
 ENGINES = ("llama-cpp-python", "llama-server")
 CACHE_REUSE_TOKENS = 64  # llama-server: shortest chunk of a slot's cached prompt reused by KV shifting
@@ -132,16 +136,25 @@ def llama_server_args(
     each slot's prompt cache kept for the next request sharing its prefix (or none without ``prefix_reuse``)."""
     args = [
         str(binary),
-        "--model", str(model_path),
-        "--alias", alias,
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--ctx-size", str(n_ctx * parallel),  # shared by the slots: each gets n_ctx
-        "--parallel", str(parallel),
+        "--model",
+        str(model_path),
+        "--alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ctx-size",
+        str(n_ctx * parallel),  # shared by the slots: each gets n_ctx
+        "--parallel",
+        str(parallel),
         "--cont-batching",
-        "--threads", str(threads),
-        "--threads-batch", str(threads),
-        "--poll", "0",
+        "--threads",
+        str(threads),
+        "--threads-batch",
+        str(threads),
+        "--poll",
+        "0",
         "--no-webui",
     ]
     if prefix_reuse:
@@ -188,10 +201,25 @@ def embedded_server(
     threads = thread_budget(n_threads)
     if engine == "llama-server":
         if binary is None:
-            raise EndpointError("engine llama-server needs the llama-server binary (llama_build.ensure_built())")
-        cmd = [sys.executable, "-c", _WATCHDOG_EXEC, str(watch_read),
-               *llama_server_args(binary, model_path, alias=alias, port=port, n_ctx=n_ctx, threads=threads,
-                                  parallel=parallel, prefix_reuse=prefix_reuse)]
+            raise EndpointError(
+                "engine llama-server needs the llama-server binary (llama_build.ensure_built())"
+            )
+        cmd = [
+            sys.executable,
+            "-c",
+            _WATCHDOG_EXEC,
+            str(watch_read),
+            *llama_server_args(
+                binary,
+                model_path,
+                alias=alias,
+                port=port,
+                n_ctx=n_ctx,
+                threads=threads,
+                parallel=parallel,
+                prefix_reuse=prefix_reuse,
+            ),
+        ]
     else:
         cmd = [
             sys.executable,

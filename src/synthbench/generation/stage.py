@@ -50,7 +50,10 @@ def run_generate(
         label_names=spec.label_names,
         near_duplicate_threshold=generate.near_duplicate_threshold,
     )
-    with open_endpoint(generate.endpoint) as base_url, Journal(journal_path(generate.journal, layout.root)) as journal:
+    with (
+        open_endpoint(generate.endpoint) as base_url,
+        Journal(journal_path(generate.journal, layout.root)) as journal,
+    ):
         client = answerer(generate, endpoint_config(generate, base_url), journal)
         target = plan.per_label * len(spec.label_names)
         with progress_bar(f"{task}/{mode} accepted", target) as show:

@@ -137,7 +137,13 @@ class FewShot(GenerationStrategy):
     name = "few_shot"
 
     def __init__(
-        self, spec: TaskSpec, *, real_by_label: Mapping[str, Sequence[str]], k: int, max_words: int, **common: Any
+        self,
+        spec: TaskSpec,
+        *,
+        real_by_label: Mapping[str, Sequence[str]],
+        k: int,
+        max_words: int,
+        **common: Any,
     ) -> None:
         """``common``: the base strategy's keyword arguments (seed, diversity_every, diversity_examples)."""
         super().__init__(spec, **common)

@@ -36,7 +36,9 @@ class PreparedTask:
     stats: dict[str, object]
 
 
-def _clean(spec: TaskSpec, raw: dict[str, RawRows], origins: dict[str, str], min_chars: int) -> dict[str, Rows]:
+def _clean(
+    spec: TaskSpec, raw: dict[str, RawRows], origins: dict[str, str], min_chars: int
+) -> dict[str, Rows]:
     cleaned: dict[str, Rows] = {}
     for split, rows in raw.items():
         mapped = map_labels(rows, spec, origins.get(split, split))
@@ -70,7 +72,9 @@ def build_real_splits(
     test = stratified_cap(test, prepare.test_per_label, seed + 1)
     train_labels = Counter(label for _, label in train)
     if len(train_labels) < 2:
-        raise DataError(f"task {spec.name}: train has {len(train_labels)} label(s) after cleaning; need at least 2")
+        raise DataError(
+            f"task {spec.name}: train has {len(train_labels)} label(s) after cleaning; need at least 2"
+        )
     stats: dict[str, object] = {
         "task": spec.name,
         "labels": spec.label_names,

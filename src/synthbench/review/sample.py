@@ -40,7 +40,9 @@ def read_synthetic(path: Path, labels: Sequence[str]) -> list[dict[str, Any]]:
     rows = read_jsonl(path)
     for line_no, row in enumerate(rows, start=1):
         if not isinstance(row.get("text"), str) or row.get("label") not in labels:
-            raise DataError(f"{path}:{line_no}: a row needs 'text' and a label in {list(labels)}; regenerate it")
+            raise DataError(
+                f"{path}:{line_no}: a row needs 'text' and a label in {list(labels)}; regenerate it"
+            )
     return rows
 
 
@@ -84,21 +86,31 @@ def _oracle(row: dict[str, Any]) -> tuple[str | None, float | None]:
     nested = row.get("oracle") if isinstance(row.get("oracle"), dict) else {}
     label = row.get("oracle_label", nested.get("label"))
     confidence = row.get("oracle_confidence", nested.get("confidence"))
-    return (str(label) if label is not None else None,
-            float(confidence) if isinstance(confidence, int | float) else None)
+    return (
+        str(label) if label is not None else None,
+        float(confidence) if isinstance(confidence, int | float) else None,
+    )
 
 
 _PROVENANCE = ("mode", "model", "prompt_id", "seed", "sample_index", "request_key")
 
 
-def review_rows(sample: Sequence[dict[str, Any]], examples: dict[int, list[str]] | None = None) -> list[ReviewRow]:
+def review_rows(
+    sample: Sequence[dict[str, Any]], examples: dict[int, list[str]] | None = None
+) -> list[ReviewRow]:
     """The page's rows for ``sample``; ``examples`` maps a position in ``sample`` to its few-shot texts."""
     out = []
     for position, row in enumerate(sample):
         oracle_label, oracle_confidence = _oracle(row)
-        out.append(ReviewRow(
-            hash=content_hash(row["text"]), text=row["text"], label=row["label"], oracle_label=oracle_label,
-            oracle_confidence=oracle_confidence, examples=(examples or {}).get(position, []),
-            provenance={key: row[key] for key in _PROVENANCE if key in row},
-        ))
+        out.append(
+            ReviewRow(
+                hash=content_hash(row["text"]),
+                text=row["text"],
+                label=row["label"],
+                oracle_label=oracle_label,
+                oracle_confidence=oracle_confidence,
+                examples=(examples or {}).get(position, []),
+                provenance={key: row[key] for key in _PROVENANCE if key in row},
+            )
+        )
     return out

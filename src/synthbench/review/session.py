@@ -40,8 +40,9 @@ def prepare_store(task: str, mode: str, layout: Layout) -> dict[str, Decision]:
     return ensure_store(layout.review(task, mode), list(read_json(layout.labels(task))))
 
 
-def few_shot_examples(task: str, mode: str, rows: list[dict[str, Any]], params: Params,
-                      layout: Layout) -> dict[int, list[str]]:
+def few_shot_examples(
+    task: str, mode: str, rows: list[dict[str, Any]], params: Params, layout: Layout
+) -> dict[int, list[str]]:
     """Position in ``rows`` → the few-shot texts its request showed (see the module docstring); empty for
     zero-shot or when the real train split is gone."""
     if mode != "few_shot":
@@ -59,13 +60,21 @@ def few_shot_examples(task: str, mode: str, rows: list[dict[str, Any]], params: 
     gen = params.generate
     # The same arguments run_generate passes: the draw is a pure function of them and the slot.
     strategy = make_strategy(
-        mode, load_task(task, params.custom_tasks), seed=params.seed, diversity_every=gen.diversity_every,
-        diversity_examples=gen.diversity_examples, real_by_label=real_by_label, few_shot_k=gen.few_shot_k,
+        mode,
+        load_task(task, params.custom_tasks),
+        seed=params.seed,
+        diversity_every=gen.diversity_every,
+        diversity_examples=gen.diversity_examples,
+        real_by_label=real_by_label,
+        few_shot_k=gen.few_shot_k,
         few_shot_max_words=gen.few_shot_max_words,
     )
     assert isinstance(strategy, FewShot)
-    return {position: strategy.examples_for(SampleSlot(row["label"], int(row["sample_index"])))
-            for position, row in enumerate(rows) if isinstance(row.get("sample_index"), int)}
+    return {
+        position: strategy.examples_for(SampleSlot(row["label"], int(row["sample_index"])))
+        for position, row in enumerate(rows)
+        if isinstance(row.get("sample_index"), int)
+    }
 
 
 @dataclass
@@ -81,9 +90,15 @@ class ReviewSession:
         """What the page loads (``GET /api/sample``): rows with their current decision."""
         decisions = self.store.all()
         return {
-            "task": self.task, "mode": self.mode, "labels": self.labels, "verdicts": list(VERDICTS),
-            "n_synthetic": self.n_synthetic, "store": str(self.store.path),
-            "rows": [{**asdict(row), "decision": _decision_json(decisions.get(row.hash))} for row in self.rows],
+            "task": self.task,
+            "mode": self.mode,
+            "labels": self.labels,
+            "verdicts": list(VERDICTS),
+            "n_synthetic": self.n_synthetic,
+            "store": str(self.store.path),
+            "rows": [
+                {**asdict(row), "decision": _decision_json(decisions.get(row.hash))} for row in self.rows
+            ],
         }
 
     def decide(self, row_hash: str, verdict: str | None, relabel: str | None) -> dict[str, Any]:
@@ -98,12 +113,16 @@ class ReviewSession:
 
 
 def _decision_json(decision: Decision | None) -> dict[str, Any] | None:
-    return None if decision is None else {"verdict": decision.verdict, "relabel": decision.relabel,
-                                          "at": decision.at}
+    return (
+        None
+        if decision is None
+        else {"verdict": decision.verdict, "relabel": decision.relabel, "at": decision.at}
+    )
 
 
-def open_session(task: str, mode: str, params: Params, layout: Layout, n: int = DEFAULT_SAMPLE,
-                 seed: int | None = None) -> ReviewSession:
+def open_session(
+    task: str, mode: str, params: Params, layout: Layout, n: int = DEFAULT_SAMPLE, seed: int | None = None
+) -> ReviewSession:
     """Check the inputs and build the session: ``n`` rows stratified by label, drawn with ``seed`` (default:
     params ``seed``)."""
     labels = check_task_mode(task, mode, params)
@@ -113,8 +132,14 @@ def open_session(task: str, mode: str, params: Params, layout: Layout, n: int = 
     store = DecisionStore(layout.review(task, mode), labels)  # validates the file before anything is served
     sample = stratified_sample(rows, n, params.seed if seed is None else seed)
     examples = few_shot_examples(task, mode, sample, params, layout)
-    return ReviewSession(task=task, mode=mode, labels=labels, rows=review_rows(sample, examples), store=store,
-                         n_synthetic=len(rows))
+    return ReviewSession(
+        task=task,
+        mode=mode,
+        labels=labels,
+        rows=review_rows(sample, examples),
+        store=store,
+        n_synthetic=len(rows),
+    )
 
 
 __all__ = ["DEFAULT_SAMPLE", "ReviewSession", "check_task_mode", "open_session", "prepare_store"]

@@ -32,4 +32,6 @@ def read_task_snapshot(path: str | os.PathLike[str]) -> TaskSpec:
     try:
         return TaskSpec.model_validate_json(source.read_bytes())
     except ValidationError as exc:
-        raise DataError(f"{source}: not a task snapshot ({first_error(exc)}); re-run prepare (dvc repro)") from None
+        raise DataError(
+            f"{source}: not a task snapshot ({first_error(exc)}); re-run prepare (dvc repro)"
+        ) from None

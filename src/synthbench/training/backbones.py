@@ -20,7 +20,8 @@ def _minilm_l6() -> str:
 
 
 BACKBONES: Registry[Callable[[], str]] = Registry(
-    "backbone", "fix params backbones (a registered name, a hub id such as org/model, or a local folder)",
+    "backbone",
+    "fix params backbones (a registered name, a hub id such as org/model, or a local folder)",
     {
         "minilm-l6": _minilm_l6,
         "bert-base-uncased": lambda: "google-bert/bert-base-uncased",

@@ -62,7 +62,9 @@ def load_rows(path: Path, labels: Sequence[str]) -> Rows:
         if "text" not in row or "label" not in row:
             raise DataError(f"{path}:{line_no}: a row needs 'text' and 'label'; regenerate the file")
         if row["label"] not in labels:
-            raise DataError(f"{path}:{line_no}: label {row['label']!r} not in the task's labels {list(labels)}")
+            raise DataError(
+                f"{path}:{line_no}: label {row['label']!r} not in the task's labels {list(labels)}"
+            )
         out.append((str(row["text"]), str(row["label"])))
     if not out:
         raise DataError(f"{path}: no training rows; check the generate/prepare summary for rejections")
@@ -96,7 +98,8 @@ class TrainingData:
     def describe(self) -> dict[str, Any]:
         return {
             "sources": [
-                {"name": s.name, "path": str(s.path), "md5": s.md5, "n_rows": len(s.rows)} for s in self.sources
+                {"name": s.name, "path": str(s.path), "md5": s.md5, "n_rows": len(s.rows)}
+                for s in self.sources
             ],
             "n_rows": len(self.rows),
             "rows_per_source": dict(Counter(self.origins)),

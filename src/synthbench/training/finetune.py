@@ -22,7 +22,7 @@ import numpy as np
 
 from synthbench.config import TrainParams
 from synthbench.errors import TrainingError
-from synthbench.threads import thread_budget, usable_cores
+from synthbench.threads import thread_budget
 
 Rows = list[tuple[str, str]]
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -38,11 +38,6 @@ class FitResult:
     train_examples_per_s: float = 0.0
     precision: str = "fp32"
     device: str = "cpu"
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, which containers and taskset narrow)."""
-    return usable_cores()
 
 
 def set_torch_threads(params: TrainParams) -> int:
@@ -88,7 +83,9 @@ def _is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     message = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("can't allocate memory" in message or "out of memory" in message)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in message or "out of memory" in message
+    )
 
 
 def build_training_arguments(
@@ -166,7 +163,9 @@ def fine_tune(
     model.config.synthbench_max_length = params.max_length
 
     def encode(rows: Rows, sort_by_length: bool = False) -> Dataset:
-        data = Dataset.from_dict({"text": [t for t, _ in rows], "label": [label_to_id[lab] for _, lab in rows]})
+        data = Dataset.from_dict(
+            {"text": [t for t, _ in rows], "label": [label_to_id[lab] for _, lab in rows]}
+        )
         data = data.map(
             lambda batch: tokenizer(batch["text"], truncation=True, max_length=params.max_length),
             batched=True,
@@ -187,12 +186,15 @@ def fine_tune(
             self.best_f1 = -1.0
             self.best_state: dict[str, Any] | None = None
 
-        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any) -> None:
+        def on_log(
+            self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kw: Any
+        ) -> None:
             if logs and "loss" in logs:
                 self.last_loss = float(logs["loss"])
 
-        def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None,
-                        **kw: Any) -> None:
+        def on_evaluate(
+            self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **kw: Any
+        ) -> None:
             metrics = metrics or {}
             epoch = round(state.epoch or 0)
             row = {

@@ -33,7 +33,9 @@ TRAIN_KEYS_READ = frozenset(TrainParams.model_fields) - {"learning_curve_sizes"}
 
 def select_seed(results: list[FitResult]) -> FitResult:
     """The run to deploy: best validation Macro-F1, then validation accuracy; the earlier seed on ties."""
-    return max(results, key=lambda r: (r.best_val.get("val_macro_f1", -1.0), r.best_val.get("val_accuracy", -1.0)))
+    return max(
+        results, key=lambda r: (r.best_val.get("val_macro_f1", -1.0), r.best_val.get("val_accuracy", -1.0))
+    )
 
 
 def run_train(
@@ -53,64 +55,132 @@ def run_train(
     data = _training_data(task, labels, condition, train, layout)
     train_rows, val_rows = validation_split(data.rows, train.val_fraction, train.data_seed)
     location = resolve_backbone(backbone)
-    registered = tracking.registered_model_name(task, condition, backbone) if tracking_params.register_models \
-        else None
+    registered = (
+        tracking.registered_model_name(task, condition, backbone) if tracking_params.register_models else None
+    )
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="synthbench-train-") as work, \
-            tracking.training_run(tracking_params, task, condition, backbone, data.digest) as run:
+    with (
+        tempfile.TemporaryDirectory(prefix="synthbench-train-") as work,
+        tracking.training_run(tracking_params, task, condition, backbone, data.digest) as run,
+    ):
         staging = Path(work) / "model"
-        run.log_inputs(_logged_params(train, backbone, location, train_rows, val_rows, labels, data),
-                       [tracking.DatasetInput(s.name, s.path, s.md5, s.rows) for s in data.sources])
-        results = [_fit_seed(run, seed, location, train_rows, val_rows, labels, train, staging, Path(work))
-                   for seed in train.seed_list]
+        run.log_inputs(
+            _logged_params(train, backbone, location, train_rows, val_rows, labels, data),
+            [tracking.DatasetInput(s.name, s.path, s.md5, s.rows) for s in data.sources],
+        )
+        results = [
+            _fit_seed(run, seed, location, train_rows, val_rows, labels, train, staging, Path(work))
+            for seed in train.seed_list
+        ]
         selected = select_seed(results)
-        run.log_metrics({**_aggregate(results), "selected_seed": selected.seed,
-                         **{f"selected_{k}": v for k, v in selected.best_val.items()}})
-        version = run.log_model(selected.seed, staging / Layout.seed_dir_name(selected.seed),
-                                [text for text, _ in val_rows[:2]], labels[0], registered)
-        manifest = _manifest(run, results, selected, data, location, labels, (train_rows, val_rows),
-                             registered, version, time.perf_counter() - started)
+        run.log_metrics(
+            {
+                **_aggregate(results),
+                "selected_seed": selected.seed,
+                **{f"selected_{k}": v for k, v in selected.best_val.items()},
+            }
+        )
+        version = run.log_model(
+            selected.seed,
+            staging / Layout.seed_dir_name(selected.seed),
+            [text for text, _ in val_rows[:2]],
+            labels[0],
+            registered,
+        )
+        manifest = _manifest(
+            run,
+            results,
+            selected,
+            data,
+            location,
+            labels,
+            (train_rows, val_rows),
+            registered,
+            version,
+            time.perf_counter() - started,
+        )
         manifest.write(staging / "training.json")
         run.log_manifest(manifest.model_dump(mode="json"))
         _swap_in(staging, layout.model(task, condition, backbone))
     return manifest
 
 
-def _training_data(task: str, labels: list[str], condition: str, train: TrainParams, layout: Layout) -> TrainingData:
+def _training_data(
+    task: str, labels: list[str], condition: str, train: TrainParams, layout: Layout
+) -> TrainingData:
     test_rows = read_jsonl(layout.real(task, "test"))
-    data = build_training_data(task, condition, labels, (str(r.get("text", "")) for r in test_rows),
-                               train.data_seed, layout)
+    data = build_training_data(
+        task, condition, labels, (str(r.get("text", "")) for r in test_rows), train.data_seed, layout
+    )
     where = " + ".join(str(source.path) for source in data.sources)
     check_label_coverage(data.rows, {str(row["label"]) for row in test_rows if "label" in row}, where)
     return data
 
 
-def _logged_params(train: TrainParams, backbone: str, location: str, train_rows: Rows, val_rows: Rows,
-                   labels: list[str], data: TrainingData) -> dict[str, object]:
+def _logged_params(
+    train: TrainParams,
+    backbone: str,
+    location: str,
+    train_rows: Rows,
+    val_rows: Rows,
+    labels: list[str],
+    data: TrainingData,
+) -> dict[str, object]:
     return {
         **{f"train.{k}": v for k, v in train.model_dump(include=set(TRAIN_KEYS_READ)).items()},
-        "train.seed_list": ",".join(map(str, train.seed_list)), "backbone": backbone,
-        "backbone_location": location, "n_train": len(train_rows), "n_val": len(val_rows),
-        "labels": ",".join(labels), "data_path": " + ".join(str(s.path) for s in data.sources),
-        "removed_test_overlap": data.removed["test_overlap"], "removed_duplicates": data.removed["duplicates"],
+        "train.seed_list": ",".join(map(str, train.seed_list)),
+        "backbone": backbone,
+        "backbone_location": location,
+        "n_train": len(train_rows),
+        "n_val": len(val_rows),
+        "labels": ",".join(labels),
+        "data_path": " + ".join(str(s.path) for s in data.sources),
+        "removed_test_overlap": data.removed["test_overlap"],
+        "removed_duplicates": data.removed["duplicates"],
     }
 
 
-def _fit_seed(run: tracking.TrainingRun, seed: int, location: str, train_rows: Rows, val_rows: Rows,
-              labels: list[str], train: TrainParams, staging: Path, work: Path) -> FitResult:
+def _fit_seed(
+    run: tracking.TrainingRun,
+    seed: int,
+    location: str,
+    train_rows: Rows,
+    val_rows: Rows,
+    labels: list[str],
+    train: TrainParams,
+    staging: Path,
+    work: Path,
+) -> FitResult:
     seed_params = {"backbone": run.backbone, "n_train": len(train_rows), "n_val": len(val_rows)}
     with run.seed_run(seed, seed_params) as log_epoch:
 
         def on_epoch(epoch: int, row: dict[str, float]) -> None:
             log_epoch(epoch, row)
-            print(f"  seed {seed} epoch {epoch}: train_loss {row['train_loss']:.4f} "
-                  f"val_macro_f1 {row['val_macro_f1']:.4f} val_accuracy {row['val_accuracy']:.4f}", flush=True)
+            print(
+                f"  seed {seed} epoch {epoch}: train_loss {row['train_loss']:.4f} "
+                f"val_macro_f1 {row['val_macro_f1']:.4f} val_accuracy {row['val_accuracy']:.4f}",
+                flush=True,
+            )
 
-        result = fine_tune(location, train_rows, val_rows, labels, train,
-                           staging / Layout.seed_dir_name(seed), work / "checkpoints", on_epoch=on_epoch, seed=seed)
-        run.log_metrics({"best_epoch": result.best_epoch, "train_seconds": result.train_seconds,
-                         "train_examples_per_s": result.train_examples_per_s,
-                         **{f"best_{k}": v for k, v in result.best_val.items()}})
+        result = fine_tune(
+            location,
+            train_rows,
+            val_rows,
+            labels,
+            train,
+            staging / Layout.seed_dir_name(seed),
+            work / "checkpoints",
+            on_epoch=on_epoch,
+            seed=seed,
+        )
+        run.log_metrics(
+            {
+                "best_epoch": result.best_epoch,
+                "train_seconds": result.train_seconds,
+                "train_examples_per_s": result.train_examples_per_s,
+                **{f"best_{k}": v for k, v in result.best_val.items()},
+            }
+        )
     return result
 
 
@@ -124,26 +194,57 @@ def _aggregate(results: list[FitResult]) -> dict[str, float]:
     return out
 
 
-def _manifest(run: tracking.TrainingRun, results: list[FitResult], selected: FitResult, data: TrainingData,
-              location: str, labels: list[str], splits: tuple[Rows, Rows], registered: str | None,
-              version: str | None, wall_seconds: float) -> TrainingManifest:
+def _manifest(
+    run: tracking.TrainingRun,
+    results: list[FitResult],
+    selected: FitResult,
+    data: TrainingData,
+    location: str,
+    labels: list[str],
+    splits: tuple[Rows, Rows],
+    registered: str | None,
+    version: str | None,
+    wall_seconds: float,
+) -> TrainingManifest:
     seeds = [
-        SeedRun(seed=r.seed, model_dir=Layout.seed_dir_name(r.seed), mlflow_run_id=run.seed_run_ids[r.seed],
-                best_epoch=r.best_epoch, best_val=r.best_val, history=r.history,
-                train_seconds=round(r.train_seconds, 2), train_examples_per_s=round(r.train_examples_per_s, 2),
-                precision=r.precision, device=r.device)
+        SeedRun(
+            seed=r.seed,
+            model_dir=Layout.seed_dir_name(r.seed),
+            mlflow_run_id=run.seed_run_ids[r.seed],
+            best_epoch=r.best_epoch,
+            best_val=r.best_val,
+            history=r.history,
+            train_seconds=round(r.train_seconds, 2),
+            train_examples_per_s=round(r.train_examples_per_s, 2),
+            precision=r.precision,
+            device=r.device,
+        )
         for r in results
     ]
     return TrainingManifest(
-        task=run.task, condition=run.condition, backbone=run.backbone, backbone_location=location,
-        labels=labels, dataset=str(data.sources[0].path), dataset_md5=data.digest, data=data.describe(),
-        n_train=len(splits[0]), n_val=len(splits[1]), seeds=seeds, selected_seed=selected.seed,
-        selected_model_dir=Layout.seed_dir_name(selected.seed), best_epoch=selected.best_epoch,
-        best_val=selected.best_val, val_summary=_aggregate(results),
+        task=run.task,
+        condition=run.condition,
+        backbone=run.backbone,
+        backbone_location=location,
+        labels=labels,
+        dataset=str(data.sources[0].path),
+        dataset_md5=data.digest,
+        data=data.describe(),
+        n_train=len(splits[0]),
+        n_val=len(splits[1]),
+        seeds=seeds,
+        selected_seed=selected.seed,
+        selected_model_dir=Layout.seed_dir_name(selected.seed),
+        best_epoch=selected.best_epoch,
+        best_val=selected.best_val,
+        val_summary=_aggregate(results),
         train_seconds=round(sum(r.train_seconds for r in results), 2),
         train_examples_per_s=round(sum(r.train_examples_per_s for r in results) / len(results), 2),
-        mlflow_run_id=run.run_id, mlflow_experiment_id=run.experiment_id, registered_model=registered,
-        registered_version=version, registered_run_id=run.seed_run_ids[selected.seed],
+        mlflow_run_id=run.run_id,
+        mlflow_experiment_id=run.experiment_id,
+        registered_model=registered,
+        registered_version=version,
+        registered_run_id=run.seed_run_ids[selected.seed],
         wall_seconds=round(wall_seconds, 2),
     )
 
