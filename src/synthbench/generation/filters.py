@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from datasketch import MinHash, MinHashLSH
 
+from synthbench.data.text import text_key
+
 REJECT_EMPTY = "empty"
 REJECT_TOO_SHORT = "too_short"
 REJECT_TOO_LONG = "too_long"
@@ -71,8 +73,9 @@ def is_structured(text: str, label_names: Iterable[str] = ()) -> bool:
 
 
 def normalise_for_dedupe(text: str) -> str:
-    """Lower-case, drop punctuation, collapse spaces: two texts equal under this are duplicates."""
-    return _WHITESPACE.sub(" ", re.sub(r"[^\w\s]", " ", text.lower())).strip()
+    """ "The same text" (:func:`synthbench.data.text.text_key`: spaces collapsed, case folded) once punctuation
+    is dropped: two generated texts equal under this are duplicates."""
+    return text_key(re.sub(r"[^\w\s]", " ", text))
 
 
 def clean_text(text: str, label_names: Iterable[str] = ()) -> str:
