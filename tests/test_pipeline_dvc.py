@@ -58,6 +58,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
     shutil.copytree(
         REPO_ROOT / "src", repo / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
+    (repo / "tasks").mkdir()  # params task_files: the folder prepare declares as a dep (built-in tasks only)
+    (repo / "tasks" / ".gitkeep").touch()
     set_params(repo, TINY)
     sh("git", "init", "-q", cwd=repo)
     sh("git", "config", "user.email", "t@example.com", cwd=repo)
