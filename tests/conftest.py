@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,38 @@ def synthbench_cli(
 @pytest.fixture
 def cli():
     return synthbench_cli
+
+
+@pytest.fixture(scope="module")
+def module_tmp(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for one test module's shared study, removed when the module ends unless one of its tests failed.
+
+    A tiny study is ~1.5 GB (trained weights in ``models/``, the DVC cache and MLflow's artifacts): kept to the
+    end of the session, ten of them filled the CI disk."""
+    failed_before = request.session.testsfailed
+    path = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    yield path
+    if request.session.testsfailed == failed_before:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_IMMUTABLE_SUFFIXES = {".safetensors", ".bin", ".pt"}
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """Hard-link what nothing rewrites in place (weights, which training swaps in as new files, and DVC cache
+    objects); copy the rest (SQLite stores, YAML, JSON are rewritten where they lie)."""
+    path = Path(source)
+    if path.suffix in _IMMUTABLE_SUFFIXES or (".dvc" in path.parts and "cache" in path.parts):
+        try:
+            os.link(source, target)
+            return
+        except OSError:
+            pass  # another filesystem: copy
+    shutil.copy2(source, target)
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A copy of a study folder in which each test can run stages, at the cost of its small files only."""
+    shutil.copytree(source, target, symlinks=True, copy_function=_link_or_copy)
+    return target

@@ -187,8 +187,8 @@ def make_params(root: Path, analysis: dict[str, Any] | None = None, tasks: list[
 
 
 @pytest.fixture(scope="module")
-def analysed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("run")
+def analysed(module_tmp: Path) -> dict[str, Any]:
+    root = module_tmp
     build_run(root)
     write_annotations(root / "annotations.csv")
     params = make_params(root, {"annotations": {"bbc_news": "annotations.csv"}})

@@ -204,13 +204,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def mlflow_ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def mlflow_ui(module_tmp: Path) -> Iterator[dict[str, Any]]:
     """A tiny model trained into a SQLite store, then ``mlflow server`` on it (stopped by PID afterwards)."""
     from tests.test_training_data import tiny_params, write_tiny_task
 
     from factories import train_stage
 
-    root = tmp_path_factory.mktemp("mlflow-ui")
+    root = module_tmp
     write_tiny_task(root)
     manifest = train_stage(TASK, "real", "minilm-l6", tiny_params(root, epochs=2), root).model_dump(
         mode="json"

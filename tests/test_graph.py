@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import BaseModel
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, copy_project
 
 from openai_server import serve
 
@@ -259,7 +259,7 @@ def test_each_stage_reads_only_the_params_it_declares(
     from synthbench.config import load_params
 
     copy = tmp_path / "repo"
-    shutil.copytree(project["repo"], copy, symlinks=True)
+    copy_project(project["repo"], copy)
     monkeypatch.chdir(copy)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-graph")
     reads: set[str] = set()

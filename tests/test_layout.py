@@ -25,11 +25,11 @@ PARAMS = {
 
 
 @pytest.fixture(scope="module")
-def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, list[str]]]:
+def stages(module_tmp: Path) -> dict[str, dict[str, list[str]]]:
     """Stage name → {"outs": [...], "deps": [...]} as DVC resolves them (paths relative to the repo)."""
     from dvc.repo import Repo
 
-    repo = tmp_path_factory.mktemp("layout")
+    repo = module_tmp
     shutil.copy(REPO_ROOT / "dvc.yaml", repo / "dvc.yaml")
     (repo / "params.yaml").write_text(yaml.safe_dump(PARAMS), encoding="utf-8")
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from tests.test_training_data import FRESH, ROTTEN, TASK, tiny_params, write_tiny_task
@@ -26,8 +27,8 @@ SYNTHETIC = [(f"{t}, truly", "fresh") for t in FRESH[:4]] + [(f"{t}, sadly", "ro
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("registry")
+def study(module_tmp: Path) -> dict:
+    root = module_tmp
     # the synthetic file leaks one test text: training must drop it
     write_tiny_task(root, {"zero_shot": [*SYNTHETIC, (FRESH[8], "fresh")]})
     two_seeds = tiny_params(root, seeds=[0, 1])

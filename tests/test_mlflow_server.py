@@ -28,8 +28,8 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    work = tmp_path_factory.mktemp("mlflow-server")
+def mlflow_server(module_tmp: Path) -> Iterator[str]:
+    work = module_tmp
     port = free_port()
     log = (work / "server.log").open("w")
     server = subprocess.Popen(

@@ -51,8 +51,8 @@ def set_params(repo: Path, updates: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    repo = tmp_path_factory.mktemp("study")
+def study(module_tmp: Path) -> dict:
+    repo = module_tmp
     for name in ("dvc.yaml", ".dvcignore", ".gitignore", "params.yaml"):
         shutil.copy(REPO_ROOT / name, repo / name)
     shutil.copytree(

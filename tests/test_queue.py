@@ -50,9 +50,9 @@ def server() -> Iterator[ServerHandle]:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory, server: ServerHandle) -> Path:
+def workspace(module_tmp: Path, server: ServerHandle) -> Path:
     """The tiny study, reproduced in the workspace (relative stores: fine there) and committed."""
-    repo = make_project(tmp_path_factory.mktemp("queue") / "repo", [TASK], server.base_url)
+    repo = make_project(module_tmp / "repo", [TASK], server.base_url)
     sh("dvc", "repro", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
     sh("git", "commit", "-qm", "baseline", cwd=repo)

@@ -73,7 +73,7 @@ def test_workspace_keeps_relative_stores(tmp_path: Path, monkeypatch: pytest.Mon
     assert (
         stores.journal_path(".synthbench/journal.sqlite", tmp_path) == tmp_path / ".synthbench/journal.sqlite"
     )
-    assert stores.tracking_uri("sqlite:///mlflow.db") == "sqlite:///mlflow.db"
+    assert stores.tracking_uri("sqlite:///mlflow.db") == f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 def test_cli_refusal_is_one_line_with_config_exit_code(exp_copy: Path, cli) -> None:

@@ -63,8 +63,8 @@ def _params(base_url: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory):
-    root = tmp_path_factory.mktemp("review-dvc")
+def repo(module_tmp: Path):
+    root = module_tmp
     for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO_ROOT / name, root / name)
     shutil.copytree(

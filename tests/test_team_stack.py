@@ -65,9 +65,9 @@ def test_stack_processes_are_stopped_by_pid_also_on_failure() -> None:
 
 
 @pytest.fixture(scope="module")
-def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+def team(module_tmp: Path) -> Iterator[dict]:
     pids: list[int] = []
-    root = tmp_path_factory.mktemp("team")
+    root = module_tmp
     with contextlib.ExitStack() as stack:
         llm = stack.enter_context(serve(ServerConfig(), in_process=False))
         pg = stack.enter_context(postgres(pids))

@@ -8,8 +8,9 @@ would vanish with the copy. So both resolve here, in one place, for the workspac
 - the journal: ``$SYNTHBENCH_JOURNAL`` if set, else ``generate.journal`` (relative to the project root);
 - the tracking URI: ``$MLFLOW_TRACKING_URI`` if set, else ``tracking.uri``;
 
-and a relative one inside an experiment copy is refused with one line that says what to set. Absolute paths
-and server URLs (``http://…``, ``postgresql://…``) pass through unchanged.
+and a relative one inside an experiment copy is refused with one line that says what to set (elsewhere a relative
+``sqlite:///`` URI is named absolutely, from the working directory). Absolute paths and server URLs
+(``http://…``, ``postgresql://…``) pass through unchanged.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def tracking_uri(configured: str) -> str:
             f"and models would be lost with it; set {TRACKING_ENV}=sqlite:///"
             f"{_in_workspace(Path(uri[len(_SQLITE) :]), 'mlflow.db')} or a server URL (http://host:5000)"
         )
+    if relative_sqlite:
+        # The same file MLflow would open, named absolutely: MLflow caches one store per URI in a process, so a
+        # relative URI would keep writing to the first folder's store after a chdir (a notebook, a test runner).
+        return f"{_SQLITE}{Path.cwd() / uri[len(_SQLITE) :]}"
     return uri
 
 
