@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import sqlite3
@@ -274,13 +275,18 @@ def _dvc_trusts_nothing(root: Path, case: Case) -> None:
 
 
 def dvc(root: Path, server: ServerHandle, case: Case, arg: str) -> Outcome:
-    """``dvc repro`` of a generate stage that must fail: nothing for the next ``dvc repro`` to trust."""
+    """``dvc repro`` of a generate stage that must fail: nothing for the next ``dvc repro`` to trust. DVC runs
+    the cmd as ``$SHELL -c``: bash execs it (DVC is its parent); ``-sh`` picks ``/bin/sh``, which on Debian
+    (dash) stays between DVC and synthbench, as in a container or CI without ``SHELL``."""
     _dvc_project(root, case)
+    through_sh = arg.endswith("-sh")
+    arg = arg.removesuffix("-sh")
+    env = {**env_for(case.id), "SHELL": "/bin/sh" if through_sh else shutil.which("bash") or "/bin/bash"}
     started = time.monotonic()
     proc = subprocess.Popen(
         ["dvc", "repro"],
         cwd=root,
-        env=env_for(case.id),
+        env=env,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -359,6 +359,14 @@ CASES: list[Case] = [
         params=gen(per_label=6),
     ),
     Case(
+        "dvc-sigterm-through-sh",
+        143,
+        "terminated",
+        scenario="dvc:sigterm-sh",
+        server={"latency_s": 0.3},
+        params=gen(per_label=6),
+    ),
+    Case(
         "dvc-kill-9-process-group",
         137,
         None,

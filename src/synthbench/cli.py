@@ -428,12 +428,14 @@ def main() -> None:
     import signal
 
     from synthbench.generation.server import die_with_parent
+    from synthbench.lifeline import die_with_stage_runner
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     # DVC (or whoever ran us) died: stop as on SIGTERM, leaving nothing running. Opt out for a parent that
     # starts us from a short-lived thread (the kernel signals when the forking thread ends).
     if not os.environ.get("SYNTHBENCH_NO_PDEATHSIG"):
         die_with_parent(signal.SIGTERM)
+        die_with_stage_runner(signal.SIGTERM)  # DVC behind a shell that does not exec us (dash)
     signal.signal(signal.SIGINT, _outside_run)  # until _run starts: parsing and imports
     app()
 
