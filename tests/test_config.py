@@ -112,5 +112,12 @@ def test_new_modes_are_conditions_and_mixes_but_not_the_default(tmp_path: Path) 
         conditions=["real", "zero_shot", "grounded", "attributed", "real+grounded", "real_n50"],
     )
     params = load_params(write(tmp_path, data))
-    assert params.expected_conditions == ["real", "zero_shot", "grounded", "attributed", "real+grounded", "real_n50"]
+    assert params.expected_conditions == [
+        "real",
+        "zero_shot",
+        "grounded",
+        "attributed",
+        "real+grounded",
+        "real_n50",
+    ]
     assert load_params(REPO_PARAMS).modes == ["zero_shot", "few_shot"]

@@ -61,13 +61,6 @@ def unknown_mode(mode: str) -> str:
     )
 
 
-def check_mode(mode: str) -> str:
-    """``mode`` if it is a generation mode, else a ConfigError (:func:`unknown_mode`)."""
-    if mode not in GENERATION_MODES:
-        raise ConfigError(unknown_mode(mode))
-    return mode
-
-
 def parse_condition(condition: str, modes: Iterable[str] = GENERATION_MODES) -> Condition:
     """``real`` | ``<mode>`` | ``real+<mode>`` | ``real_n<N>`` → Condition; anything else is a ConfigError."""
     known = {*GENERATION_MODES, *modes}
