@@ -32,9 +32,10 @@ from synthbench.generation.client import ChatClient, ChatRequest
 from synthbench.generation.endpoint import EndpointConfig
 from synthbench.generation.journal import Journal
 from synthbench.generation.llama_build import ensure_built
+from synthbench.generation.modes import strategy_from_params
 from synthbench.generation.rounds import Plan, prefix_order
 from synthbench.generation.server import embedded_server
-from synthbench.generation.strategies import SampleSlot, make_strategy
+from synthbench.generation.strategies import SampleSlot
 from synthbench.tasks.registry import load_task
 from synthbench.threads import thread_budget
 
@@ -51,16 +52,8 @@ def few_shot_requests(n: int, params_path: Path) -> list[ChatRequest]:
     for text, label in raw["all"]:
         if len(by_label[label]) < 200:
             by_label[label].append(text)
-    strategy = make_strategy(
-        "few_shot",
-        spec,
-        seed=params.seed,
-        diversity_every=gen.diversity_every,
-        diversity_examples=gen.diversity_examples,
-        real_by_label=by_label,
-        few_shot_k=gen.few_shot_k,
-        few_shot_max_words=gen.few_shot_max_words,
-    )
+    # The stage's builder, on the wheel's rows (the benchmark runs without prepare's output).
+    strategy = strategy_from_params("few_shot", spec, params.seed, gen, by_label)
     plan = Plan.build("bbc_news", "few_shot", spec, strategy, "bench", gen)
     labels = spec.label_names
     return [plan.request(SampleSlot(labels[i % len(labels)], i // len(labels)), []) for i in range(n)]

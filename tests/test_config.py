@@ -90,3 +90,34 @@ def test_paper_profile_validates_with_mixes_curve_and_seeds() -> None:
     assert len(params.tasks) == 10 and params.mixes == ["zero_shot", "few_shot"]
     assert set(params.conditions) == set(params.expected_conditions)
     assert "real_n1000" in params.conditions and len(params.train.seed_list) == 3
+
+
+def test_a_mode_typo_names_params_modes_and_every_valid_mode(tmp_path: Path) -> None:
+    data = base()
+    data.update(modes=["zero_shot", "grounde"], conditions=["real", "zero_shot", "grounde"], mixes=[])
+    data["train"].update(learning_curve_sizes=[])
+    with pytest.raises(ConfigError) as excinfo:
+        load_params(write(tmp_path, data))
+    message = str(excinfo.value)
+    assert "unknown generation mode 'grounde' (did you mean 'grounded'?)" in message
+    assert "params.yaml modes" in message and "zero_shot, few_shot, grounded, attributed" in message
+    assert "\n" not in message
+
+
+def test_new_modes_are_conditions_and_mixes_but_not_the_default(tmp_path: Path) -> None:
+    data = base()
+    data.update(
+        modes=["zero_shot", "grounded", "attributed"],
+        mixes=["grounded"],
+        conditions=["real", "zero_shot", "grounded", "attributed", "real+grounded", "real_n50"],
+    )
+    params = load_params(write(tmp_path, data))
+    assert params.expected_conditions == [
+        "real",
+        "zero_shot",
+        "grounded",
+        "attributed",
+        "real+grounded",
+        "real_n50",
+    ]
+    assert load_params(REPO_PARAMS).modes == ["zero_shot", "few_shot"]

@@ -14,7 +14,8 @@ from synthbench.generation.filters import (
     QualityFilter,
     clean_text,
 )
-from synthbench.generation.strategies import FewShot, SampleSlot, make_strategy, request_key
+from synthbench.generation.modes import make_strategy
+from synthbench.generation.strategies import FewShot, SampleSlot, request_key
 from synthbench.tasks import load_task
 
 SPEC = load_task("rotten_tomatoes")

@@ -25,7 +25,9 @@ app.add_typer(cache_app, name="cache")
 ParamsOption = Annotated[Path, typer.Option("--params", "-p", help="Params file (DVC's params.yaml).")]
 TaskOption = Annotated[str, typer.Option(help="Task name.")]
 ConditionOption = Annotated[str, typer.Option(help="real, a mode, real+<mode> or real_n<N>.")]
-ModeOption = Annotated[str, typer.Option(help="Generation mode (zero_shot, few_shot, ...).")]
+ModeOption = Annotated[
+    str, typer.Option(help="Generation mode: zero_shot, few_shot, grounded or attributed.")
+]
 BackboneOption = Annotated[str, typer.Option(help="Backbone name (minilm-l6, bert-base-uncased, ...).")]
 T = TypeVar("T")
 

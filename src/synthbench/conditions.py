@@ -3,7 +3,7 @@ rows) and analysis (which reads the learning curve off them).
 
 =================  ==================================================================================
 ``real``           the real train split
-``<mode>``         a mode's synthetic rows (``zero_shot``, ``few_shot``)
+``<mode>``         a mode's synthetic rows (``zero_shot``, ``few_shot``, ``grounded``, ``attributed``)
 ``real+<mode>``    the real rows followed by the mode's synthetic rows (a mix)
 ``real_n<N>``      a stratified N-row subsample of the real rows (a point of the real-data learning curve)
 =================  ==================================================================================
@@ -11,13 +11,18 @@ rows) and analysis (which reads the learning curve off them).
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from synthbench.errors import ConfigError
 
-GENERATION_MODES = ("zero_shot", "few_shot")
+# Every generation mode (strategy) there is: the generation package registers one strategy per name here (a test
+# checks the two agree). This floor module owns the names so that config can validate params without importing
+# a stage.
+GENERATION_MODES = ("zero_shot", "few_shot", "grounded", "attributed")
+DEFAULT_MODES = ("zero_shot", "few_shot")  # the default study: the paper's two modes
 REAL = "real"
 _SUBSAMPLE = re.compile(r"^real_n(\d+)$")
 
@@ -44,6 +49,16 @@ def mix_condition(mode: str) -> str:
 def curve_condition(size: int) -> str:
     """The name of the ``size``-row real subsample: ``real_n<size>``."""
     return f"{REAL}_n{size}"
+
+
+def unknown_mode(mode: str) -> str:
+    """The one-line message for a name that is not a generation mode: the fix and the valid names."""
+    close = difflib.get_close_matches(mode, GENERATION_MODES, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return (
+        f"unknown generation mode {mode!r}{hint}; params.yaml modes (and mixes) take: "
+        f"{', '.join(GENERATION_MODES)}"
+    )
 
 
 def parse_condition(condition: str, modes: Iterable[str] = GENERATION_MODES) -> Condition:

@@ -11,7 +11,14 @@ import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from synthbench import stores
-from synthbench.conditions import GENERATION_MODES, REAL, curve_condition, mix_condition
+from synthbench.conditions import (
+    DEFAULT_MODES,
+    GENERATION_MODES,
+    REAL,
+    curve_condition,
+    mix_condition,
+    unknown_mode,
+)
 from synthbench.errors import ConfigError
 from synthbench.schema import StrictModel, first_error
 
@@ -266,12 +273,16 @@ class TaskFilesParams(_Section):
 class Params(_Section):
     seed: int = 0
     tasks: list[str] = Field(min_length=1)
-    modes: list[Literal["zero_shot", "few_shot"]] = Field(default_factory=lambda: list(GENERATION_MODES))
-    mixes: list[Literal["zero_shot", "few_shot"]] = Field(
+    modes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_MODES),
+        description="Generation strategies to run, each its own condition: zero_shot, few_shot, grounded, "
+        "attributed (synthbench.conditions.GENERATION_MODES).",
+    )
+    mixes: list[str] = Field(
         default_factory=list,
         description="Modes also trained as real+<mode> (real rows plus that mode's rows).",
     )
-    conditions: list[str] = Field(default_factory=lambda: ["real", *GENERATION_MODES])
+    conditions: list[str] = Field(default_factory=lambda: ["real", *DEFAULT_MODES])
     backbones: list[str] = Field(default_factory=lambda: ["minilm-l6"])
     custom_tasks: dict[str, str] = Field(default_factory=dict, description="task name → YAML spec path")
     local_sources: dict[str, LocalSource] = Field(default_factory=dict)
@@ -281,6 +292,14 @@ class Params(_Section):
     train: TrainParams = Field(default_factory=TrainParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
+
+    @field_validator("modes", "mixes")
+    @classmethod
+    def _known_modes(cls, value: list[str]) -> list[str]:
+        for mode in value:
+            if mode not in GENERATION_MODES:
+                raise ValueError(unknown_mode(mode))
+        return value
 
     @model_validator(mode="after")
     def _conditions_known(self) -> Params:

@@ -17,6 +17,7 @@ from synthbench.analysis.learning_curve import describe_worth
 from synthbench.analysis.report import Block, Bullets, Figure, Heading, Paragraph, Table
 from synthbench.analysis.summary import table_one
 from synthbench.analysis.tasklevel import describe_correlation
+from synthbench.analysis.verdict import mode_name
 
 SECTIONS = (
     "Verdict",
@@ -366,15 +367,16 @@ def _training(results: AnalysisResults) -> list[Block]:
     return blocks
 
 
-def _method() -> list[Block]:
+def _method(modes: list[str]) -> list[Block]:
+    baseline = mode_name(modes[0]) if modes else "zero-shot"
     return [
         Heading(SECTIONS[7]),
         Bullets(
             [
                 "Macro-F1 = unweighted mean of per-class F1 (f1_score(average='macro')); accuracy = share correct; "
                 "both on the task's real test set, whatever the training data.",
-                "Share of real = Macro-F1(synthetic) / Macro-F1(real). Gap closed by few-shot = "
-                "(few-shot − zero-shot) / (real − zero-shot).",
+                "Share of real = Macro-F1(synthetic) / Macro-F1(real). Gap closed by a mode = "
+                f"(mode − {baseline}) / (real − {baseline}), {baseline} being the first mode (the baseline).",
                 "Diversity ratio = Remote-Clique(synthetic) / Remote-Clique(real), on size-matched samples.",
                 "Every number here is also in reports/analysis.json and reports/tables/*.csv; the DVC plot data is "
                 "under reports/plots/.",
@@ -401,5 +403,5 @@ def report_blocks(results: AnalysisResults) -> list[Block]:
         *_learning_curve(results),
         *_training(results),
         *results.review_blocks,
-        *_method(),
+        *_method(list(results.modes)),
     ]

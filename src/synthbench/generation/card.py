@@ -24,6 +24,7 @@ def render_card(
         f"| endpoint | {summary['endpoint']} |",
         f"| model | `{summary['model']}` |",
         f"| strategy | {strategy.name} (prompt id `{summary['prompt_id']}`) |",
+        f"| how it prompts | {_cell(strategy.describe())} |",
         f"| sampling | {summary['sampling']} |",
         f"| seed | {summary['seed']} (per-request seeds derived from it) |",
         f"| rows | {summary['n_rows']} (target {summary['per_label_target']} per label) |",
@@ -44,6 +45,11 @@ def render_card(
         "",
     ]
     return redact("\n".join(lines))
+
+
+def _cell(text: str) -> str:
+    """``text`` safe inside a Markdown table cell (a ``|`` would end the cell)."""
+    return text.replace("|", "\\|")
 
 
 def _price_note(summary: dict) -> str:

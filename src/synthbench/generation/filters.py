@@ -118,8 +118,9 @@ class QualityFilter:
     """Stateful across a dataset: remembers accepted texts to reject exact and near-duplicates.
 
     ``near_duplicate_threshold``: reject a text whose estimated Jaccard similarity of word 3-grams with an
-    already accepted text (→ ``near_duplicate``) or with one of the call's few-shot examples
-    (→ ``copied_example``) is at least this. ``None`` keeps exact (normalised) duplicates only.
+    already accepted text (→ ``near_duplicate``) or with one of the real texts the call showed (few-shot
+    examples, grounding texts: → ``copied_example``) is at least this. ``None`` keeps exact (normalised)
+    duplicates only.
     """
 
     min_words: int

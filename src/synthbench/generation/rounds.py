@@ -24,7 +24,7 @@ from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Completion
 from synthbench.generation.progress import ProgressWatch
 from synthbench.generation.requests import OnResult
-from synthbench.generation.strategies import FewShot, GenerationStrategy, SampleSlot, request_key
+from synthbench.generation.strategies import GenerationStrategy, SampleSlot, request_key
 from synthbench.tasks.spec import TaskSpec
 
 MAX_ROUND = 1024  # requests per label per round
@@ -148,7 +148,9 @@ def collect(
         )
         # Accept in plan order, not arrival order: the dataset must not depend on network timing.
         for slot, request in batch:
-            examples = plan.strategy.examples_for(slot) if isinstance(plan.strategy, FewShot) else []
+            examples = plan.strategy.shown_texts(
+                slot
+            )  # real texts the prompt showed: copying one is rejected
             answer = answers[request.key]
             text, reason = quality.check(answer.text, examples=examples, finish_reason=answer.finish_reason)
             if reason is not None:
@@ -165,6 +167,7 @@ def collect(
                         "seed": request.params["seed"],
                         "sample_index": slot.index,
                         "request_key": request.key,
+                        **plan.strategy.provenance(slot),
                     }
                 )
         if watch is not None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
-from collections import defaultdict
 from collections.abc import Iterator
-from pathlib import Path
 
 from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
 from synthbench.config import EndpointParams, GenerateParams
-from synthbench.data.io import read_jsonl, write_jsonl, write_text
-from synthbench.errors import ConfigError, DataError, ShortLabels
+from synthbench.data.io import write_jsonl, write_text
+from synthbench.errors import ShortLabels
 from synthbench.generation.batch import BATCH_DISCOUNT
 from synthbench.generation.batch_runner import BatchRunner
 from synthbench.generation.card import render_card
@@ -26,10 +24,10 @@ from synthbench.generation.endpoint import DEFAULT_BASE_URL, EndpointConfig, rem
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
 from synthbench.generation.llama_build import ensure_built
+from synthbench.generation.modes import build_strategy
 from synthbench.generation.progress import ProgressWatch, Tally, progress_bar
 from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
-from synthbench.generation.strategies import GenerationStrategy, make_strategy
 from synthbench.layout import LAYOUT, Layout
 from synthbench.records import GenerationSummary
 from synthbench.redact import redact_url
@@ -82,37 +80,6 @@ def answerer(generate: GenerateParams, config: EndpointConfig, journal: Journal)
         poll_s=ep.batch_poll_s,
         say=lambda line: print(line, file=sys.stderr, flush=True),
     )
-
-
-def build_strategy(
-    mode: str, spec: TaskSpec, seed: int, generate: GenerateParams, real_train: Path
-) -> GenerationStrategy:
-    """The mode's strategy; few-shot draws from the real training rows (``real_train``, prepare's output)."""
-    real_by_label: dict[str, list[str]] = defaultdict(list)
-    if mode == "few_shot":
-        try:
-            rows = read_jsonl(real_train)
-        except (UnicodeDecodeError, IsADirectoryError) as exc:
-            raise DataError(
-                f"{real_train}: not readable as UTF-8 JSON lines ({type(exc).__name__}); re-run prepare"
-            ) from None
-        for line_no, row in enumerate(rows, start=1):
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str) or "label" not in row:
-                raise DataError(f"{real_train}:{line_no}: not a {{text, label}} row; re-run prepare")
-            real_by_label[str(row["label"])].append(row["text"])
-    try:
-        return make_strategy(
-            mode,
-            spec,
-            seed=seed,
-            diversity_every=generate.diversity_every,
-            diversity_examples=generate.diversity_examples,
-            real_by_label=real_by_label,
-            few_shot_k=generate.few_shot_k,
-            few_shot_max_words=generate.few_shot_max_words,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"--mode: {exc}; use zero_shot or few_shot") from None
 
 
 def model_identity(endpoint: EndpointParams) -> str:

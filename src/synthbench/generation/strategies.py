@@ -1,14 +1,15 @@
-"""Generation strategies: one contract, ``GenerationStrategy.messages(...)``, for zero-shot, few-shot, and any
-later strategy. A strategy is pure: the same (label, sample index, previous texts) gives the same messages, so
-the journal key of every request is stable across runs and resumes."""
+"""Generation strategies: one contract, ``GenerationStrategy.messages(...)``, for zero-shot, few-shot, grounded,
+attributed (:mod:`synthbench.generation.attributed`) and any later strategy. A strategy is pure: the same (label,
+sample index, previous texts) gives the same messages, so the journal key of every request is stable across runs
+and resumes. :mod:`synthbench.generation.modes` registers each one under its mode name."""
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from synthbench.data.io import stable_hash
 from synthbench.tasks.spec import TaskSpec
@@ -48,8 +49,37 @@ def request_key(
     )
 
 
-def _derive_seed(*parts: object) -> int:
+def derive_seed(*parts: object) -> int:
+    """A 32-bit seed that is a pure function of ``parts`` (their ``str`` forms)."""
     return int(stable_hash([str(p) for p in parts], length=8), 16)
+
+
+def truncate_words(text: str, max_words: int) -> str:
+    """The first ``max_words`` whitespace-separated words of ``text``, joined by single spaces."""
+    return " ".join(text.split()[:max_words])
+
+
+@dataclass(frozen=True)
+class StrategyInputs:
+    """Everything a strategy may be built from (each takes what it needs): the study seed, the diversity prompt's
+    settings, the real training texts by label (prepare's ``train.jsonl``; never the test split) and the
+    real-example settings (``generate.few_shot_k`` texts per request, each cut to ``few_shot_max_words``)."""
+
+    seed: int
+    diversity_every: int
+    diversity_examples: int
+    real_by_label: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    few_shot_k: int = 3
+    few_shot_max_words: int = 60
+
+    @property
+    def common(self) -> dict[str, Any]:
+        """The base strategy's keyword arguments."""
+        return {
+            "seed": self.seed,
+            "diversity_every": self.diversity_every,
+            "diversity_examples": self.diversity_examples,
+        }
 
 
 class GenerationStrategy(ABC):
@@ -57,6 +87,23 @@ class GenerationStrategy(ABC):
     (label, style/subtopic, length) + a diversity prompt every ``diversity_every`` outputs."""
 
     name: str = "base"
+    # Whether building it needs the real training rows (only then does the stage read them).
+    reads_real: ClassVar[bool] = False
+    # The PromptSpec fields this strategy's prompts depend on: they make its template_id. (The paper's modes keep
+    # the fields they always hashed, so their prompt ids stay what earlier datasets recorded.)
+    prompt_fields: ClassVar[tuple[str, ...]] = (
+        "context",
+        "generation",
+        "styles",
+        "length_words",
+        "diversity",
+        "few_shot",
+    )
+
+    @classmethod
+    def from_inputs(cls, spec: TaskSpec, inputs: StrategyInputs) -> GenerationStrategy:
+        """The registry's factory: this strategy for ``spec`` built from ``inputs``."""
+        return cls(spec, **inputs.common)
 
     def __init__(
         self,
@@ -76,7 +123,7 @@ class GenerationStrategy(ABC):
     def style_for(self, slot: SampleSlot) -> str:
         """Styles cycle per label from a seeded offset, so every subtopic is used about equally."""
         styles = self.spec.prompt.styles
-        offset = _derive_seed(self.seed, self.spec.name, slot.label, "style") % len(styles)
+        offset = derive_seed(self.seed, self.spec.name, slot.label, "style") % len(styles)
         return styles[(offset + slot.index) % len(styles)]
 
     def generation_prompt(self, slot: SampleSlot) -> str:
@@ -104,8 +151,28 @@ class GenerationStrategy(ABC):
     def extra_prompt(self, slot: SampleSlot) -> str | None:
         """Strategy-specific prompt text placed before the generation prompt (None for none)."""
 
+    def closing_prompt(self, slot: SampleSlot) -> str | None:
+        """Strategy-specific prompt text placed after the generation prompt (None for none)."""
+        return None
+
+    def shown_texts(self, slot: SampleSlot) -> list[str]:
+        """The real texts this request shows, as shown (truncated): an answer copying one is rejected as
+        ``copied_example`` (:class:`synthbench.generation.filters.QualityFilter`)."""
+        return []
+
+    def describe(self) -> str:
+        """One line for the dataset card: what this strategy adds to the paper's zero-shot prompt."""
+        return "zero-shot: context + generation prompt (label, style/subtopic, length) + diversity prompt"
+
+    def provenance(self, slot: SampleSlot) -> dict[str, Any]:
+        """Extra JSON-able fields the request's accepted row carries (beyond mode, model, prompt id, seed, index)."""
+        return {}
+
     def messages(self, slot: SampleSlot, previous: Sequence[str] = ()) -> list[Message]:
-        parts = [p for p in (self.extra_prompt(slot), self.generation_prompt(slot)) if p]
+        """[system, user]: the context prompt, then the strategy's text, the generation prompt and (from the
+        second round) the diversity prompt."""
+        pieces = (self.extra_prompt(slot), self.generation_prompt(slot), self.closing_prompt(slot))
+        parts = [p for p in pieces if p]
         diversity = self.diversity_prompt(slot, previous)
         if diversity:
             parts.append(diversity)
@@ -116,11 +183,14 @@ class GenerationStrategy(ABC):
 
     def request_seed(self, slot: SampleSlot) -> int:
         """Per-request sampling seed: different per sample index, identical on re-runs (< 2**31)."""
-        return _derive_seed(self.seed, self.spec.name, self.name, slot.label, slot.index) % (2**31 - 1)
+        return derive_seed(self.seed, self.spec.name, self.name, slot.label, slot.index) % (2**31 - 1)
 
     def template_id(self) -> str:
         """Hash of every template piece this strategy uses: the ``prompt id`` in provenance."""
-        return stable_hash({"strategy": self.name, "prompt": self.spec.prompt.model_dump()}, length=12)
+        dump = self.spec.prompt.model_dump()
+        return stable_hash(
+            {"strategy": self.name, "prompt": {key: dump[key] for key in self.prompt_fields}}, length=12
+        )
 
 
 class ZeroShot(GenerationStrategy):
@@ -135,6 +205,17 @@ class FewShot(GenerationStrategy):
     instruction to imitate them without copying or paraphrasing."""
 
     name = "few_shot"
+    reads_real = True
+
+    @classmethod
+    def from_inputs(cls, spec: TaskSpec, inputs: StrategyInputs) -> GenerationStrategy:
+        return cls(
+            spec,
+            **inputs.common,
+            real_by_label=inputs.real_by_label,
+            k=inputs.few_shot_k,
+            max_words=inputs.few_shot_max_words,
+        )
 
     def __init__(
         self,
@@ -153,9 +234,18 @@ class FewShot(GenerationStrategy):
 
     def examples_for(self, slot: SampleSlot) -> list[str]:
         pool = self.real_by_label.get(slot.label, [])
-        rng = random.Random(_derive_seed(self.seed, self.spec.name, "few_shot_draw", slot.label, slot.index))
+        rng = random.Random(derive_seed(self.seed, self.spec.name, "few_shot_draw", slot.label, slot.index))
         draw = rng.sample(pool, min(self.k, len(pool)))
-        return [" ".join(text.split()[: self.max_words]) for text in draw]
+        return [truncate_words(text, self.max_words) for text in draw]
+
+    def shown_texts(self, slot: SampleSlot) -> list[str]:
+        return self.examples_for(slot)
+
+    def describe(self) -> str:
+        return (
+            f"few-shot: {self.k} real training texts of the intended label per request (a fresh seeded draw), "
+            f"cut to {self.max_words} words; an answer copying one is rejected as copied_example"
+        )
 
     def extra_prompt(self, slot: SampleSlot) -> str | None:
         examples = self.examples_for(slot)
@@ -168,22 +258,64 @@ class FewShot(GenerationStrategy):
         return render("prompt.few_shot", self.spec.prompt.few_shot, values)
 
 
-def make_strategy(
-    mode: str,
-    spec: TaskSpec,
-    *,
-    seed: int,
-    diversity_every: int,
-    diversity_examples: int,
-    real_by_label: Mapping[str, Sequence[str]] | None = None,
-    few_shot_k: int = 3,
-    few_shot_max_words: int = 60,
-) -> GenerationStrategy:
-    common = {"seed": seed, "diversity_every": diversity_every, "diversity_examples": diversity_examples}
-    if mode == "zero_shot":
-        return ZeroShot(spec, **common)
-    if mode == "few_shot":
-        return FewShot(
-            spec, **common, real_by_label=real_by_label or {}, k=few_shot_k, max_words=few_shot_max_words
+class Grounded(GenerationStrategy):
+    """Grounds every request in ``k`` unlabeled real training texts: a seeded draw per (label, sample index) from
+    all training texts pooled across labels, so the model sees the domain's real topics and register without
+    being told (or shown) which class any of them is; then the usual generation prompt for the intended label.
+    The template (``prompt.grounded``) tells the model not to copy or paraphrase them."""
+
+    name = "grounded"
+    reads_real = True
+    prompt_fields = (*GenerationStrategy.prompt_fields, "grounded")
+
+    @classmethod
+    def from_inputs(cls, spec: TaskSpec, inputs: StrategyInputs) -> GenerationStrategy:
+        return cls(
+            spec,
+            **inputs.common,
+            real_by_label=inputs.real_by_label,
+            k=inputs.few_shot_k,
+            max_words=inputs.few_shot_max_words,
         )
-    raise ValueError(f"unknown generation mode {mode!r}")
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        *,
+        real_by_label: Mapping[str, Sequence[str]],
+        k: int,
+        max_words: int,
+        **common: Any,
+    ) -> None:
+        """``real_by_label``: the real training texts by label, pooled here (labels in sorted order, file order
+        within a label, so the pool, hence every draw, is a function of the file alone)."""
+        super().__init__(spec, **common)
+        self.pool = [text for label in sorted(real_by_label) for text in real_by_label[label]]
+        self.k = k
+        self.max_words = max_words
+
+    def shown_texts(self, slot: SampleSlot) -> list[str]:
+        # Drawn per (label, index) although the pool ignores labels: requests of different labels at one
+        # index are grounded differently, and the draw is stable when other labels' targets change.
+        rng = random.Random(derive_seed(self.seed, self.spec.name, "grounded_draw", slot.label, slot.index))
+        draw = rng.sample(self.pool, min(self.k, len(self.pool)))
+        return [truncate_words(text, self.max_words) for text in draw]
+
+    def describe(self) -> str:
+        return (
+            f"grounded: {self.k} unlabeled real training texts per request (a seeded draw from all "
+            f"{len(self.pool)} training texts, any label), cut to {self.max_words} words, as topic/style grounding; "
+            "an answer copying one is rejected as copied_example"
+        )
+
+    def extra_prompt(self, slot: SampleSlot) -> str | None:
+        shown = self.shown_texts(slot)
+        if not shown:
+            return None
+        label = self.spec.label(slot.label)
+        values = {
+            "label_instruction": label.prompt_phrase,
+            "label": label.name,
+            "examples": "\n".join(f"- {text}" for text in shown),
+        }
+        return render("prompt.grounded", self.spec.prompt.grounded, values)

@@ -92,7 +92,7 @@ def _oracle(row: dict[str, Any]) -> tuple[str | None, float | None]:
     )
 
 
-_PROVENANCE = ("mode", "model", "prompt_id", "seed", "sample_index", "request_key")
+_PROVENANCE = ("mode", "model", "prompt_id", "seed", "sample_index", "request_key", "attributes")
 
 
 def review_rows(

@@ -1,15 +1,15 @@
 """A review session of one task/mode: checks the inputs, draws the sample, recovers what each row's prompt
 showed, and holds the decision store. The HTTP server (:mod:`synthbench.review.server`) only talks to this.
 
-The few-shot examples a row was shown are not stored with the row; they are a seeded draw from the real train
-split (``FewShot.examples_for``, keyed by seed, task, label and sample index), so they are recomputed exactly
-from the row's ``sample_index`` with the same params that generated it. If params changed since generation the
-draw would differ: the page then labels the examples as recomputed from the current params.
+The real texts a row was shown (few-shot examples, grounding texts) are not stored with the row; they are a
+seeded draw from the real train split (``GenerationStrategy.shown_texts``, keyed by seed, task, label and sample
+index), so they are recomputed exactly from the row's ``sample_index`` with the same params that generated it.
+If params changed since generation the draw would differ: the page then labels the examples as recomputed from
+the current params.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -43,37 +43,27 @@ def prepare_store(task: str, mode: str, layout: Layout) -> dict[str, Decision]:
 def few_shot_examples(
     task: str, mode: str, rows: list[dict[str, Any]], params: Params, layout: Layout
 ) -> dict[int, list[str]]:
-    """Position in ``rows`` → the few-shot texts its request showed (see the module docstring); empty for
-    zero-shot or when the real train split is gone."""
-    if mode != "few_shot":
-        return {}
-    from synthbench.data.io import read_jsonl
-    from synthbench.generation.strategies import FewShot, SampleSlot, make_strategy
+    """Position in ``rows`` → the real texts its request showed (few-shot examples, grounding texts; see the
+    module docstring); empty for modes that show none or when the real train split is gone."""
+    from synthbench.generation.modes import build_strategy
+    from synthbench.generation.strategies import SampleSlot
 
     try:
-        real = read_jsonl(layout.real(task, "train"))
+        # The same builder run_generate uses: the draw is a pure function of its arguments and the slot.
+        strategy = build_strategy(
+            mode,
+            load_task(task, params.custom_tasks),
+            params.seed,
+            params.generate,
+            layout.real(task, "train"),
+        )
     except SynthbenchError:
         return {}
-    real_by_label: dict[str, list[str]] = defaultdict(list)
-    for row in real:
-        real_by_label[row["label"]].append(row["text"])
-    gen = params.generate
-    # The same arguments run_generate passes: the draw is a pure function of them and the slot.
-    strategy = make_strategy(
-        mode,
-        load_task(task, params.custom_tasks),
-        seed=params.seed,
-        diversity_every=gen.diversity_every,
-        diversity_examples=gen.diversity_examples,
-        real_by_label=real_by_label,
-        few_shot_k=gen.few_shot_k,
-        few_shot_max_words=gen.few_shot_max_words,
-    )
-    assert isinstance(strategy, FewShot)
     return {
-        position: strategy.examples_for(SampleSlot(row["label"], int(row["sample_index"])))
+        position: shown
         for position, row in enumerate(rows)
         if isinstance(row.get("sample_index"), int)
+        and (shown := strategy.shown_texts(SampleSlot(row["label"], int(row["sample_index"]))))
     }
 
 

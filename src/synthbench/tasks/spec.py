@@ -7,7 +7,7 @@ names do), never as integer conventions.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -61,9 +61,15 @@ class SourceSpec(_Strict):
         return self
 
 
+# dimension → its values (each dimension at least one value), e.g. {"tone": ["formal", "casual"]}
+Attributes = dict[str, Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]]
+
+
 class PromptSpec(_Strict):
     """Prompt pieces after the paper: a context prompt (role, domain), a per-label generation prompt with a
-    style/subtopic and a length limit, and a diversity prompt used every n outputs."""
+    style/subtopic and a length limit, and a diversity prompt used every n outputs. The ``few_shot``,
+    ``grounded`` and ``attributed`` templates (and ``attributes``) are used by those generation modes only;
+    their defaults fit any task, so a spec need not mention them."""
 
     context: str = Field(description="System prompt: the writer's role and domain.")
     generation: str = Field(
@@ -78,6 +84,29 @@ class PromptSpec(_Strict):
     few_shot: str = Field(
         default="Here are real examples of {label_instruction}:\n{examples}\nWrite a new one in the same style. "
         "Do not copy or paraphrase the examples."
+    )
+
+    grounded: str = Field(
+        default="Here are some real texts from this domain, shown only as a sense of its topics and style (they "
+        "may belong to any category):\n{examples}\nDo not copy or paraphrase them, and do not continue them; "
+        "write a new text of your own.",
+        description="Grounded mode: unlabeled real training texts; fields: {examples}, {label_instruction}, "
+        "{label}.",
+    )
+    attributed: str = Field(
+        default="Give it these attributes:\n{attributes}",
+        description="Attributed mode: the request's attribute values; fields: {attributes}, "
+        "{label_instruction}, {label}.",
+    )
+    attributes: Attributes = Field(
+        default_factory=dict,
+        description="Attributed mode: dimension → values (length, perspective, tone, subtopic, ...); empty: a "
+        "small generic set (synthbench.generation.attributed.DEFAULT_ATTRIBUTES).",
+    )
+    label_attributes: dict[str, Attributes] = Field(
+        default_factory=dict,
+        description="Attributed mode: label → dimension → values that replace (or add to) `attributes` for "
+        "that label, e.g. subtopics that only fit one class.",
     )
 
     @field_validator("generation")
@@ -103,6 +132,15 @@ class TaskSpec(_Strict):
         if len(set(names)) != len(names):
             raise ValueError(f"labels must be unique, got {names}")
         return labels
+
+    @model_validator(mode="after")
+    def _label_attributes_name_labels(self) -> TaskSpec:
+        unknown = sorted(set(self.prompt.label_attributes) - set(self.label_names))
+        if unknown:
+            raise ValueError(
+                f"prompt.label_attributes names labels {unknown} the task does not have ({self.label_names})"
+            )
+        return self
 
     @property
     def label_names(self) -> list[str]:

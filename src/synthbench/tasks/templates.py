@@ -15,6 +15,8 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "prompt.generation": ("label_instruction", "label", "style", "length_words"),
     "prompt.few_shot": ("label_instruction", "label", "examples"),
     "prompt.diversity": ("previous",),
+    "prompt.grounded": ("label_instruction", "label", "examples"),
+    "prompt.attributed": ("label_instruction", "label", "attributes"),
 }
 
 _FIX = "write a literal brace as {{ or }}"
@@ -76,4 +78,6 @@ def check_task_templates(spec: Any) -> None:
                 {**common, "style": style, "length_words": prompt.length_words},
             )
         render("prompt.few_shot", prompt.few_shot, {**common, "examples": "- an example"})
+        render("prompt.grounded", prompt.grounded, {**common, "examples": "- a real text"})
+        render("prompt.attributed", prompt.attributed, {**common, "attributes": "- tone: formal"})
     render("prompt.diversity", prompt.diversity, {"previous": "- an earlier text"})
