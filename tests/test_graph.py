@@ -141,6 +141,7 @@ def edit(path: Path, old: str, new: str) -> None:
 def test_first_repro_is_complete_and_then_up_to_date(project: dict) -> None:
     ran = stages_run(project["first"])
     assert {f"generate@{t}-zero_shot" for t in (BUILTIN, CUSTOM)} <= ran and "analyze" in ran
+    assert {f"pilot@{t}" for t in (BUILTIN, CUSTOM)} <= ran
     assert status(project["repo"], project["env"]) == set()
 
 
@@ -241,6 +242,7 @@ def undeclared(reads: set[str], stage: str) -> list[str]:
 COMMANDS = {
     "prepare": ["prepare", "--task", CUSTOM],
     "generate": ["generate", "--task", CUSTOM, "--mode", "zero_shot"],
+    "pilot": ["pilot", "--task", CUSTOM],
     "train_real": ["train", "--task", CUSTOM, "--condition", "real", "--backbone", "minilm-l6"],
     "train_synthetic": ["train", "--task", BUILTIN, "--condition", "zero_shot", "--backbone", "minilm-l6"],
     "evaluate": ["evaluate", "--task", CUSTOM, "--condition", "real", "--backbone", "minilm-l6"],

@@ -82,6 +82,9 @@ def test_outs_are_the_layouts_paths(stages: dict) -> None:
             )
         )
     assert stages["champion"]["outs"] == paths(layout.champions)
+    assert stages["pilot@t1"]["outs"] == paths(
+        *(layout.pilot("t1", suffix) for suffix in ("json", "md", "html"))
+    )
 
 
 def test_stage_file_deps_are_the_layouts_paths(stages: dict) -> None:

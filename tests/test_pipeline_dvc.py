@@ -186,7 +186,7 @@ def test_generation_param_change_reruns_only_downstream_and_checkout_restores(st
     downstream = (
         {f"train_synthetic@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot")}
         | {f"evaluate@{TASK}-{m}-minilm-l6" for m in ("zero_shot", "few_shot", "real+zero_shot")}
-        | {f"train_mix@{TASK}-zero_shot-minilm-l6", "champion", "analyze"}
+        | {f"train_mix@{TASK}-zero_shot-minilm-l6", "champion", "analyze", f"pilot@{TASK}"}
     )
     assert synthetic_stages <= ran
     assert ran <= synthetic_stages | downstream

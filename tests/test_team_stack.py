@@ -85,7 +85,7 @@ def team(module_tmp: Path) -> Iterator[dict]:
         for clone in (a, b):
             sh("git", "clone", "-q", str(root / "origin.git"), str(clone), cwd=root)
 
-        out_a = sh("dvc", "repro", "--glob", f"evaluate@{TASK_A}-*", cwd=a, env=env)
+        out_a = sh("dvc", "repro", "--glob", f"evaluate@{TASK_A}-*", f"pilot@{TASK_A}", cwd=a, env=env)
         sh("dvc", "push", cwd=a, env=env)
         sh("dvc", "push", "--run-cache", cwd=a, env=env)
         # git carries dvc.lock and the uncached metrics.json files (DVC pushes only cached outputs)
@@ -94,7 +94,7 @@ def team(module_tmp: Path) -> Iterator[dict]:
         sh("git", "push", "-q", "origin", "main", cwd=a)
         answered_a = llm.stats()["answered"]
 
-        out_b = sh("dvc", "repro", "--glob", f"evaluate@{TASK_B}-*", cwd=b, env=env)
+        out_b = sh("dvc", "repro", "--glob", f"evaluate@{TASK_B}-*", f"pilot@{TASK_B}", cwd=b, env=env)
         sh("dvc", "push", cwd=b, env=env)
         sh("dvc", "push", "--run-cache", cwd=b, env=env)
         sh("git", "add", "-A", cwd=b)
@@ -150,7 +150,7 @@ def test_repro_pull_restores_the_other_machines_stages_without_calls_or_training
         for stage in stages_run(out)
         if not stage.startswith("review@")
     }
-    assert len(sliced) == 12 and sliced <= restored(team["aggregate"])  # both machines' stages, none re-run
+    assert len(sliced) == 14 and sliced <= restored(team["aggregate"])  # both machines' stages, none re-run
     assert team["aggregate_calls"] == 0
     assert team["trainings_after"] == team["trainings_before"]  # 0 trainings: same runs, none new
     summary = (team["b"] / "reports" / "summary.md").read_text()

@@ -186,6 +186,33 @@ def generate(
 
 
 @app.command()
+def pilot(task: TaskOption, params: ParamsOption = Path("params.yaml")) -> None:
+    """A go / borderline / no-go answer before the full generation: reports/pilot/<task>.{json,md,html}."""
+
+    def stage() -> Any:
+        from synthbench.pilot.stage import run_pilot
+
+        loaded = _params(params)
+        return run_pilot(
+            task,
+            seed=loaded.seed,
+            modes=list(loaded.modes),
+            generate=loaded.generate,
+            pilot=loaded.pilot,
+            spec=_spec(task, params),
+        )
+
+    report = _run(stage)
+    for mode, entry in report["modes"].items():
+        gap = entry["prediction"]
+        typer.echo(
+            f"pilot {task}/{mode}: {entry['verdict'].upper()}: predicted gap {100 * gap['gap']:+.1f} points "
+            f"[{100 * gap['gap_low']:+.1f}, {100 * gap['gap_high']:+.1f}]; {entry['cost']['pilot_requests']} "
+            f"requests ({entry['cost']['pilot_fresh_calls']} sent) → reports/pilot/{task}.md"
+        )
+
+
+@app.command()
 def train(
     task: TaskOption,
     condition: ConditionOption,

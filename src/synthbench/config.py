@@ -162,6 +162,41 @@ class GenerateParams(_Section):
     )
 
 
+class PilotParams(_Section):
+    """The go/no-go pilot (``synthbench pilot`` / ``pilot@<task>``): a small first slice of the full generation,
+    scored against the real train split only (never the test split)."""
+
+    rows_per_label: int = Field(default=20, ge=4, description="Accepted pilot rows per label.")
+    modes: list[str] | None = Field(default=None, description="Modes to pilot; null = every study mode.")
+    val_fraction: float = Field(
+        default=0.3,
+        gt=0,
+        lt=1,
+        description="Real train rows held out to score the pilot's cheap classifiers.",
+    )
+    cv_folds: int = Field(default=5, ge=2, description="Folds of the real-vs-synthetic classifier (AUC).")
+    go_gap: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Go when the predicted gap's upper bound is below this (Macro-F1).",
+    )
+    no_go_gap: float = Field(
+        default=0.15, ge=0, le=1, description="No-go when the predicted gap's lower bound is above this."
+    )
+    bootstrap: int = Field(
+        default=1000, ge=100, description="Resamples of the validation rows (the interval)."
+    )
+
+    @field_validator("modes")
+    @classmethod
+    def _known_pilot_modes(cls, value: list[str] | None) -> list[str] | None:
+        for mode in value or []:
+            if mode not in GENERATION_MODES:
+                raise ValueError(unknown_mode(mode))
+        return value
+
+
 class TrainParams(_Section):
     epochs: int = Field(default=2, ge=1)
     batch_size: int = Field(default=16, ge=1, description="Examples per forward pass (per device).")
@@ -290,6 +325,7 @@ class Params(_Section):
     prepare: PrepareParams = Field(default_factory=PrepareParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
     train: TrainParams = Field(default_factory=TrainParams)
+    pilot: PilotParams = Field(default_factory=PilotParams)
     tracking: TrackingParams = Field(default_factory=TrackingParams)
     analysis: AnalysisParams = Field(default_factory=AnalysisParams)
 

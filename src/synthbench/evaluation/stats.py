@@ -3,7 +3,7 @@ same test set (paired bootstrap). Pure functions of arrays/lists."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -70,6 +70,31 @@ def metric_value(y_true: Sequence[str], y_pred: Sequence[str], metric: str = "ma
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     (truth, pred), n_classes = _encode(y_true, y_pred)
     return float(_weighted_scores(np.ones((1, len(truth))), truth, pred, n_classes, metric)[0])
+
+
+def bootstrap_scores(
+    y_true: Sequence[str],
+    predictions: Mapping[str, Sequence[str]],
+    metric: str = "macro_f1",
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """``metric`` of every prediction list on the *same* ``n_resamples`` bootstrap draws of the rows (so any
+    function of the scores keeps the pairing): name → float array (n_resamples,). Deterministic for ``seed``."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    names = list(predictions)
+    if not y_true or any(len(predictions[name]) != len(y_true) for name in names):
+        raise ValueError("y_true and every prediction list must be non-empty and of the same length")
+    (truth, *encoded), n_classes = _encode(y_true, *(predictions[name] for name in names))
+    n = len(truth)
+    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    flat = (draws + n * np.arange(n_resamples)[:, None]).ravel()
+    weights = np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
+    return {
+        name: _weighted_scores(weights, truth, pred, n_classes, metric)
+        for name, pred in zip(names, encoded, strict=True)
+    }
 
 
 def paired_bootstrap(

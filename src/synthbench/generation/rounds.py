@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -124,14 +124,21 @@ def prefix_order(requests: Sequence[ChatRequest]) -> list[ChatRequest]:
 
 
 def collect(
-    plan: Plan, client: Answerer, quality: QualityFilter, watch: ProgressWatch | None = None
+    plan: Plan,
+    client: Answerer,
+    quality: QualityFilter,
+    watch: ProgressWatch | None = None,
+    *,
+    until: Callable[[Outcome], bool] | None = None,
 ) -> Outcome:
     """Run rounds until every label is full or out of attempts. ``watch`` sees each answer as it arrives (and
-    may stop the stage early) and the accepted count after each round."""
+    may stop the stage early) and the accepted count after each round. ``until`` (the pilot's) stops before a
+    round once it holds: the rounds sent are then exactly the first rounds of the full run (same indices, same
+    quoted texts, so the same journal keys), and the full run later re-asks none of them."""
     labels = plan.spec.label_names
     out = Outcome({label: [] for label in labels}, dict.fromkeys(labels, 0))
     out.rejected_per_label = {label: Counter() for label in labels}
-    while True:
+    while until is None or not until(out):
         batch: list[tuple[SampleSlot, ChatRequest]] = []
         for label in labels:
             need = plan.per_label - len(out.accepted[label])
@@ -172,3 +179,4 @@ def collect(
                 )
         if watch is not None:
             watch.round_done(len(out.rows))
+    return out

@@ -42,12 +42,7 @@ def run_generate(
     strategy = build_strategy(mode, spec, seed, generate, layout.real(task, "train"))
     batch = generate.endpoint.mode == "batch"
     plan = Plan.build(task, mode, spec, strategy, model_identity(generate.endpoint), generate, batch=batch)
-    quality = QualityFilter(
-        min_words=generate.min_words,
-        max_words=generate.max_words or 3 * spec.prompt.length_words,
-        label_names=spec.label_names,
-        near_duplicate_threshold=generate.near_duplicate_threshold,
-    )
+    quality = quality_filter(generate, spec)
     with (
         open_endpoint(generate.endpoint) as base_url,
         Journal(journal_path(generate.journal, layout.root)) as journal,
@@ -65,6 +60,16 @@ def run_generate(
     card = render_card(summary, spec=spec, strategy=strategy, diversity_every=generate.diversity_every)
     write_text(layout.synthetic_card(task, mode), card)
     return summary
+
+
+def quality_filter(generate: GenerateParams, spec: TaskSpec) -> QualityFilter:
+    """The filters every generated text passes (the pilot uses the same, so its rows are the full run's)."""
+    return QualityFilter(
+        min_words=generate.min_words,
+        max_words=generate.max_words or 3 * spec.prompt.length_words,
+        label_names=spec.label_names,
+        near_duplicate_threshold=generate.near_duplicate_threshold,
+    )
 
 
 def answerer(generate: GenerateParams, config: EndpointConfig, journal: Journal) -> ChatClient | BatchRunner:
