@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from scipy import stats
 
 from factories import evaluation_metrics, study, training_manifest
 from synthbench.analysis.sections import SECTIONS
@@ -267,6 +268,24 @@ def test_verdict_percentages_are_the_hand_computed_ones(analysed: dict[str, Any]
     assert "Zero-shot synthetic data reaches 50% of real-data Macro-F1 (45.0 vs 90.0)" in md
     assert "few-shot closes 80% of the remaining gap (reaching 90% of real)" in md
     assert "3 seeds, 6 test texts" in md
+    # Six test texts cannot settle a 9-10 point gap: the bottom line is "inconclusive", not "usable at a cost".
+    assert "usable but costs" not in md
+    for verdict, seeds in ((bbc, 1), (rt, 3)):
+        low, high = verdict["gap_ci"]["few_shot"]
+        assert low <= 0 <= high and verdict["inconclusive_reason"] == "gap_includes_zero"
+        assert verdict["real_above_chance"] is True  # 5 of 6 right is clearly above chance
+        # 4 labels with supports 2, 1, 2, 1: mean of 2p / (4p + 1) = (2 · 2/7 + 2 · 1/5) / 4.
+        assert verdict["chance_macro_f1"] == pytest.approx((4 / 7 + 2 / 5) / 4)
+        assert (
+            f"Inconclusive: the real − few-shot gap of {100 * verdict['gap']['few_shot']:+.1f} Macro-F1 points "
+            f"has a 95% interval [{100 * low:+.1f}, {100 * high:+.1f}] that includes zero" in md
+        )
+        assert f"more training seeds (train.seeds; {seeds} now)" in verdict["settle"]
+    assert rt["gap"]["few_shot"] == pytest.approx(0.09) and rt["n_test"] == 6
+    # Three seeds a side: the interval holds Welch's interval of the seed means (0.90 ± 0.02 vs 0.81 ± 0.03).
+    welch = stats.ttest_ind([0.88, 0.90, 0.92], [0.78, 0.81, 0.84], equal_var=False).confidence_interval()
+    assert rt["gap_ci"]["few_shot"][0] <= welch.low and rt["gap_ci"]["few_shot"][1] >= welch.high
+    assert "Gap interval (real − synthetic Macro-F1, 95%)" in md
     # Majority baseline = 2/6 of the test set; no condition is at or below it.
     assert "most frequent label" not in md
     # Diversity ratio in the verdict equals the one in the diversity table.
@@ -398,7 +417,12 @@ def test_comparisons_csv_and_three_tasks_give_a_correlation(tmp_path: Path) -> N
         np.sqrt(3) / 2
     )
     md = (tmp_path / "reports" / "report.md").read_text(encoding="utf-8")
-    assert "zero_shot (minilm-l6): Spearman ρ = -0.87" in md and "the gap widens with subjectivity" in md
+    # ρ = -0.87 over 3 tasks has p = 0.33: no direction may be claimed.
+    assert (
+        "zero_shot (minilm-l6): Spearman ρ = -0.87 (p = 0.33, 3 tasks) between Bradley–Terry score and Macro-F1 "
+        "gap to real; no evidence that the gap changes with subjectivity at 3 tasks" in md
+    )
+    assert "widens with subjectivity" not in md and "narrows with subjectivity" not in md
     assert "pairwise comparisons in comparisons.csv" in md
     assert "Diversity was switched off" in md and not (tmp_path / ".synthbench").exists()
 

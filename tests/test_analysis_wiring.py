@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.metrics import f1_score
 
 from factories import evaluation_metrics, training_manifest
 from synthbench.analysis.curves import history_rows, wide_table
@@ -22,10 +23,18 @@ from synthbench.analysis.instance import agreement_curves, read_annotations
 from synthbench.analysis.report import Figure, Heading, Paragraph, Table, to_html, to_markdown
 from synthbench.analysis.settings import AnalysisSettings, analysis_settings
 from synthbench.analysis.summary import summary_table
-from synthbench.analysis.tasklevel import gap_correlations, subjectivity_measure, task_subjectivity
+from synthbench.analysis.tasklevel import (
+    describe_correlation,
+    gap_correlations,
+    subjectivity_measure,
+    task_subjectivity,
+)
+from synthbench.analysis.uncertainty import chance_macro_f1, gap_interval, hull, verdict_evidence
 from synthbench.analysis.verdict import verdict_numbers, verdict_sentence
 from synthbench.data.sources import normalise_text
 from synthbench.errors import ConfigError, DataError
+from synthbench.evaluation.stats import paired_bootstrap
+from synthbench.layout import Layout
 
 PHRASEBANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "financial_phrasebank"
 
@@ -89,6 +98,160 @@ def test_verdict_with_one_mode_and_no_real():
     ).startswith("No verdict")
 
 
+# The run: 5 labels, 40 test texts, one seed, real Macro-F1 33.8%, zero-shot 29.8%.
+NEAR_CHANCE_F1 = {"real": 0.338, "zero_shot": 0.298}
+
+
+def test_verdict_is_inconclusive_when_real_is_not_clearly_above_chance():
+    numbers = verdict_numbers(
+        NEAR_CHANCE_F1,
+        ["zero_shot"],
+        gap_ci={"zero_shot": (0.01, 0.08)},  # even a gap that excludes zero: there is no baseline to trust
+        real_macro_f1_low=0.19,
+        chance_macro_f1=0.2,
+        n_seeds=1,
+        n_test=40,
+    )
+    assert numbers["real_above_chance"] is False and numbers["inconclusive"] is True
+    assert numbers["inconclusive_reason"] == "real_near_chance"
+    text = verdict_sentence(numbers, NEAR_CHANCE_F1, "one training seed, 40 test texts")
+    assert "usable but costs" not in text
+    assert (
+        "Inconclusive: the real-data model is not clearly above chance (Macro-F1 33.8, lower 95% bound 19.0; "
+        "guessing uniformly among the labels scores 20.0)" in text
+    )
+    assert (
+        "more test texts (prepare.test_per_label; 40 in all now), more training seeds (train.seeds; 1 now) or "
+        "more real training rows (prepare.train_per_label) would settle it." in text
+    )
+
+
+def test_verdict_is_inconclusive_when_the_gap_interval_includes_zero():
+    numbers = verdict_numbers(
+        NEAR_CHANCE_F1,
+        ["zero_shot"],
+        gap_ci={"zero_shot": (-0.031, 0.110)},
+        real_macro_f1_low=0.25,
+        chance_macro_f1=0.2,
+        n_seeds=1,
+        n_test=40,
+    )
+    assert numbers["gap"] == {"zero_shot": pytest.approx(0.04)}
+    assert numbers["gap_ci"] == {"zero_shot": [-0.031, 0.110]}
+    assert numbers["real_above_chance"] is True and numbers["inconclusive_reason"] == "gap_includes_zero"
+    text = verdict_sentence(numbers, NEAR_CHANCE_F1, "one training seed, 40 test texts")
+    # Before: "Synthetic data (zero-shot) is usable but costs 12% of Macro-F1; real labels still pay off."
+    assert "usable but costs" not in text
+    assert text.startswith("Zero-shot synthetic data reaches 88% of real-data Macro-F1 (29.8 vs 33.8).")
+    assert (
+        "Inconclusive: the real − zero-shot gap of +4.0 Macro-F1 points has a 95% interval [-3.1, +11.0] that "
+        "includes zero" in text
+    )
+    assert numbers["settle"] == (
+        "more test texts (prepare.test_per_label; 40 in all now), more training seeds (train.seeds; 1 now) or "
+        "more synthetic rows (generate.per_label) would settle it"
+    )
+    assert text.endswith(f"{numbers['settle']}. (one training seed, 40 test texts)")
+
+
+def test_verdict_with_a_clear_gap_keeps_its_wording_and_appends_the_interval():
+    f1 = {"real": 0.80, "zero_shot": 0.60, "few_shot": 0.70}
+    numbers = verdict_numbers(
+        f1,
+        ["zero_shot", "few_shot"],
+        gap_ci={"zero_shot": (0.12, 0.28), "few_shot": (0.041, 0.16)},
+        real_macro_f1_low=0.7,
+        chance_macro_f1=0.25,
+    )
+    assert numbers["inconclusive"] is False and numbers["settle"] is None
+    text = verdict_sentence(numbers, f1)
+    assert text.endswith(
+        "Synthetic data (few-shot) is usable but costs 13% of Macro-F1 (real − few-shot gap +10.0 Macro-F1 "
+        "points, 95% interval [+4.1, +16.0]); real labels still pay off."
+    )
+    poor = {"real": 0.80, "zero_shot": 0.40}
+    low = verdict_numbers(poor, ["zero_shot"], gap_ci={"zero_shot": (0.3, 0.5)}, real_macro_f1_low=0.7)
+    assert verdict_sentence(low, poor).endswith(
+        "no substitute here (best: zero-shot at 50% of real; real − zero-shot gap +40.0 Macro-F1 points, "
+        "95% interval [+30.0, +50.0]); label real data."
+    )
+
+
+def test_verdict_near_real_needs_an_interval_inside_the_margin():
+    f1 = {"real": 0.80, "zero_shot": 0.79}
+    # [-1, +3] points includes zero, but its worst end (3 pts) is within 5% of real (4 pts): equivalence.
+    tight = verdict_numbers(f1, ["zero_shot"], gap_ci={"zero_shot": (-0.01, 0.03)})
+    assert tight["inconclusive"] is False
+    assert verdict_sentence(tight, f1).endswith(
+        "nearly replaces real labels for this task (real − zero-shot gap +1.0 Macro-F1 points, 95% interval "
+        "[-1.0, +3.0])."
+    )
+    wide = verdict_numbers(f1, ["zero_shot"], gap_ci={"zero_shot": (-0.05, 0.08)})
+    assert wide["inconclusive_reason"] == "gap_includes_zero"
+    assert "nearly replaces" not in verdict_sentence(wide, f1)
+    # Intervals were asked for but none could be made for the best mode: no conclusion either.
+    none = verdict_numbers(f1, ["zero_shot"], gap_ci={})
+    assert none["inconclusive_reason"] == "no_interval"
+    assert "Inconclusive: no 95% interval on the real − zero-shot gap could be computed" in verdict_sentence(
+        none, f1
+    )
+
+
+def test_chance_macro_f1_and_hull():
+    assert chance_macro_f1({"a": 8, "b": 8, "c": 8, "d": 8, "e": 8}) == pytest.approx(1 / 5)
+    # Shares 3/4 and 1/4 of K = 2: F1 = 2p / (2p + 1) → (1.5 / 2.5 + 0.5 / 1.5) / 2.
+    assert chance_macro_f1({"a": 3, "b": 1}) == pytest.approx((0.6 + 1 / 3) / 2)
+    # The same by simulation: a uniform guesser's Macro-F1 on a large test set with that label mix.
+    rng = np.random.default_rng(0)
+    truth = np.where(rng.random(200_000) < 0.75, "a", "b")
+    guess = np.where(rng.random(200_000) < 0.5, "a", "b")
+    assert f1_score(truth, guess, average="macro") == pytest.approx((0.6 + 1 / 3) / 2, abs=0.005)
+    assert chance_macro_f1({}) is None
+    assert hull((0.1, 0.2), None, (-0.05, 0.15)) == (-0.05, 0.2) and hull(None) is None
+
+
+def test_gap_interval_hulls_the_paired_bootstrap_and_the_seed_interval(tmp_path):
+    truth = ["a", "b"] * 20
+    real_pred = [*truth[:36], "b", "a", "b", "a"]  # 4 wrong
+    mode_pred = truth[:30] + ["b", "a"] * 5  # 10 wrong
+    rows = {
+        name: [
+            {"text": f"t{i}", "label": y, "prediction": p}
+            for i, (y, p) in enumerate(zip(truth, pred, strict=True))
+        ]
+        for name, pred in (("real", real_pred), ("zero_shot", mode_pred))
+    }
+    one_seed = {
+        "real": evaluation_metrics("t", "real", "b", [0.9]),
+        "zero_shot": evaluation_metrics("t", "zero_shot", "b", [0.75]),
+    }
+    boot = paired_bootstrap(truth, real_pred, mode_pred, n_resamples=2000, seed=7)
+    interval = gap_interval(one_seed["real"], rows["real"], one_seed["zero_shot"], rows["zero_shot"], 7)
+    assert interval == (boot["ci_low"], boot["ci_high"])  # one seed: the bootstrap alone
+    # Three seeds a side: the hull also holds Welch's interval of the seed means.
+    real3 = evaluation_metrics("t", "real", "b", [0.80, 0.90, 1.00])
+    mode3 = evaluation_metrics("t", "zero_shot", "b", [0.70, 0.75, 0.80])
+    welch = stats.ttest_ind([0.80, 0.90, 1.00], [0.70, 0.75, 0.80], equal_var=False).confidence_interval(0.95)
+    low, high = gap_interval(real3, rows["real"], mode3, rows["zero_shot"], 7)
+    assert low == pytest.approx(min(boot["ci_low"], welch.low))
+    assert high == pytest.approx(max(boot["ci_high"], welch.high))
+    # Predictions on different test texts cannot be paired: only the seed interval is left (or nothing).
+    shuffled = list(reversed(rows["zero_shot"]))
+    assert gap_interval(real3, rows["real"], mode3, shuffled, 7) == pytest.approx((welch.low, welch.high))
+    assert gap_interval(one_seed["real"], rows["real"], one_seed["zero_shot"], shuffled, 7) is None
+
+    # verdict_evidence reads the same predictions from results/ and judges the real model against chance.
+    layout = Layout(tmp_path)
+    for name, condition_rows in rows.items():
+        path = layout.predictions("t", name, "b")
+        path.parent.mkdir(parents=True)
+        path.write_text("".join(json.dumps(row) + "\n" for row in condition_rows), encoding="utf-8")
+    evidence = verdict_evidence("t", "b", ["zero_shot", "few_shot"], one_seed, layout, seed=7)
+    assert evidence["gap_ci"] == {"zero_shot": (boot["ci_low"], boot["ci_high"])}
+    assert evidence["chance_macro_f1"] == pytest.approx(0.5)  # two balanced labels (from the gold labels)
+    assert 0.5 < evidence["real_macro_f1_low"] < 0.9 and evidence["n_test"] == 6 and evidence["n_seeds"] == 1
+
+
 # ----------------------------------------------------------------------------------------------------
 # Task level
 # ----------------------------------------------------------------------------------------------------
@@ -124,6 +287,29 @@ def test_gap_correlation_is_spearman_over_tasks():
     assert row["spearman_p"] == pytest.approx(expected.pvalue) and row["n_tasks"] == 4 and row["note"] == ""
     [flat] = gap_correlations(gaps.assign(stars=3), "stars")
     assert flat["spearman_rho"] is None and "same subjectivity" in flat["note"]
+
+
+def test_describe_correlation_names_a_direction_only_with_evidence():
+    row = {
+        "condition": "zero_shot",
+        "backbone": "m",
+        "n_tasks": 10,
+        "spearman_rho": -0.04,
+        "spearman_p": 0.92,
+    }
+    text = describe_correlation(row, "stars")
+    assert "widen" not in text and "narrow" not in text
+    assert text == (
+        "zero_shot (m): Spearman ρ = -0.04 (p = 0.92, 10 tasks) between star level and Macro-F1 gap to real; "
+        "no evidence that the gap changes with subjectivity at 10 tasks (p ≥ 0.05); more tasks would settle it."
+    )
+    strong = describe_correlation({**row, "spearman_rho": -0.8, "spearman_p": 0.005}, "score")
+    assert strong.endswith(
+        "Bradley–Terry score and Macro-F1 gap to real; the gap widens with subjectivity, as the paper found."
+    )
+    opposite = describe_correlation({**row, "spearman_rho": 0.7, "spearman_p": 0.02}, "stars")
+    assert opposite.endswith("the gap narrows with subjectivity, the opposite of the paper's finding.")
+    assert "no evidence" in describe_correlation({**row, "spearman_rho": -0.6, "spearman_p": 0.05}, "stars")
 
 
 # ----------------------------------------------------------------------------------------------------

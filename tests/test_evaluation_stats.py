@@ -9,13 +9,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.metrics import f1_score
 
 from factories import evaluate_stage, training_manifest
 from synthbench.config import Params
 from synthbench.errors import DataError
 from synthbench.evaluation.metrics import classification_metrics, expected_calibration_error
-from synthbench.evaluation.stats import metric_value, paired_bootstrap, seed_summary
+from synthbench.evaluation.stats import (
+    bootstrap_interval,
+    metric_value,
+    paired_bootstrap,
+    seed_summary,
+    welch_interval,
+)
 
 
 def test_paired_bootstrap_of_identical_predictions_is_zero_with_p_one() -> None:
@@ -64,6 +71,29 @@ def test_bootstrap_macro_f1_is_sklearns_macro_f1() -> None:
     assert metric_value(list(y), list(pred), "accuracy") == pytest.approx(float(np.mean(y == pred)))
     with pytest.raises(ValueError, match="metric must be one of"):
         paired_bootstrap(list(y), list(pred), list(pred), metric="f1")
+
+
+def test_bootstrap_interval_of_one_system() -> None:
+    y = ["x"] * 1000
+    pred = ["x"] * 800 + ["y"] * 200  # accuracy 0.8, binomial se = sqrt(0.8 · 0.2 / 1000)
+    result = bootstrap_interval(y, pred, metric="accuracy", n_resamples=4000, seed=1)
+    se = math.sqrt(0.8 * 0.2 / 1000)
+    assert result["value"] == pytest.approx(0.8)
+    assert result["ci_low"] == pytest.approx(0.8 - 1.96 * se, abs=0.005)
+    assert result["ci_high"] == pytest.approx(0.8 + 1.96 * se, abs=0.005)
+    perfect = bootstrap_interval(["a", "b"] * 10, ["a", "b"] * 10, n_resamples=200, seed=0)
+    assert (perfect["value"], perfect["ci_low"], perfect["ci_high"]) == (1.0, 1.0, 1.0)
+    assert bootstrap_interval(y, pred, metric="accuracy", n_resamples=4000, seed=1) == result  # seeded
+    with pytest.raises(ValueError, match="same length"):
+        bootstrap_interval(["a"], ["a", "b"])
+
+
+def test_welch_interval_is_scipys_welch_t_interval() -> None:
+    a, b = [0.80, 0.90, 1.00], [0.70, 0.75, 0.80, 0.72]
+    expected = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert welch_interval(a, b) == pytest.approx((expected.low, expected.high))
+    assert welch_interval([0.5], b) is None
+    assert welch_interval([0.6, 0.6], [0.5, 0.5]) == pytest.approx((0.1, 0.1))  # no spread: the point
 
 
 def test_seed_summary_is_mean_sample_std_and_student_t_interval() -> None:

@@ -16,7 +16,8 @@ import pandas as pd
 from synthbench.analysis.learning_curve import describe_worth
 from synthbench.analysis.report import Block, Bullets, Figure, Heading, Paragraph, Table
 from synthbench.analysis.summary import table_one
-from synthbench.analysis.tasklevel import describe_correlation
+from synthbench.analysis.tasklevel import ALPHA, describe_correlation
+from synthbench.analysis.uncertainty import METHOD_NOTE
 from synthbench.analysis.verdict import mode_name
 
 SECTIONS = (
@@ -170,7 +171,8 @@ def _task_level(results: AnalysisResults) -> list[Block]:
         ),
         Paragraph(
             "Does the synthetic-vs-real gap widen with subjectivity, as the paper found? "
-            "(Spearman ρ < 0 means more subjective tasks lose more Macro-F1.)"
+            "(Spearman ρ < 0 means more subjective tasks lose more Macro-F1; a direction is named only at "
+            f"p < {ALPHA:g}, and with few tasks only a strong relation can reach it.)"
         ),
         Bullets(correlations or ["No synthetic condition to correlate."]),
         *_figure(results, "gap", "Macro-F1 gap to real against task subjectivity."),
@@ -378,6 +380,7 @@ def _method(modes: list[str]) -> list[Block]:
                 "Share of real = Macro-F1(synthetic) / Macro-F1(real). Gap closed by a mode = "
                 f"(mode − {baseline}) / (real − {baseline}), {baseline} being the first mode (the baseline).",
                 "Diversity ratio = Remote-Clique(synthetic) / Remote-Clique(real), on size-matched samples.",
+                METHOD_NOTE,
                 "Every number here is also in reports/analysis.json and reports/tables/*.csv; the DVC plot data is "
                 "under reports/plots/.",
             ]

@@ -34,6 +34,7 @@ from synthbench.analysis.subjectivity import read_comparisons_csv
 from synthbench.analysis.summary import bar_chart, summary_table
 from synthbench.analysis.summary import to_markdown as summary_markdown
 from synthbench.analysis.tasklevel import gap_correlations, gap_frame, subjectivity_measure, task_subjectivity
+from synthbench.analysis.uncertainty import verdict_evidence
 from synthbench.analysis.verdict import verdict_numbers, verdict_sentence
 from synthbench.data.io import atomic_open, read_jsonl, write_json, write_text
 from synthbench.layout import LAYOUT, Layout
@@ -92,7 +93,7 @@ def run_analyze(params: Study, layout: Layout = LAYOUT) -> dict[str, Any]:
     results.curves = _training_curves(trainings)
     results.learning_curve = learning_curve_frame(table, trainings)
     results.worth = worth_frame(table, results.learning_curve, trainings)
-    _verdicts(results)
+    _verdicts(results, {(m.task, m.condition, m.backbone): m for m in metrics}, layout, params.seed)
     results.review_blocks = review_section(params.tasks, params.modes, layout)  # a person's verdicts, if any
 
     _write_figures(results, reports / "figures")
@@ -205,7 +206,14 @@ def _training_curves(trainings: dict[tuple[str, str, str], TrainingManifest]) ->
     )
 
 
-def _verdicts(results: AnalysisResults) -> None:
+def _verdicts(
+    results: AnalysisResults,
+    metrics: dict[tuple[str, str, str], EvaluationMetrics],
+    layout: Layout,
+    seed: int,
+) -> None:
+    """One verdict per (task, backbone), its certainty judged from the gap intervals and the real baseline's
+    distance from chance (:mod:`synthbench.analysis.uncertainty`)."""
     for (task, backbone), group in results.table.groupby(["task", "backbone"], sort=False):
         macro_f1 = dict(zip(group["condition"], group["macro_f1"], strict=True))
         ratios = None
@@ -214,12 +222,18 @@ def _verdicts(results: AnalysisResults) -> None:
             ratios = dict(zip(rows["set"], rows["remote_clique_vs_real"], strict=True))
         accuracy = dict(zip(group["condition"], group["accuracy"], strict=True))
         majority = group["majority_accuracy"].dropna()
+        evaluated = {
+            condition: metrics[(task, condition, backbone)]
+            for condition in group["condition"]
+            if (task, condition, backbone) in metrics
+        }
         numbers = verdict_numbers(
             macro_f1,
             results.modes,
             ratios,
             accuracy=accuracy,
             majority_accuracy=float(majority.iloc[0]) if len(majority) else None,
+            **verdict_evidence(task, backbone, results.modes, evaluated, layout, seed),
         )
         n_seeds = int(group["n_seeds"].min())
         n_test = group["n_test"].dropna()

@@ -18,6 +18,7 @@ from scipy import stats
 from synthbench.analysis.subjectivity import bradley_terry, rank, star_levels
 
 MIN_TASKS_FOR_CORRELATION = 3
+ALPHA = 0.05  # Spearman p below which the report names a direction of the gap-vs-subjectivity relation
 
 
 def task_subjectivity(
@@ -129,17 +130,22 @@ def gap_correlations(gaps: pd.DataFrame, measure: str) -> list[dict[str, Any]]:
 
 
 def describe_correlation(row: Mapping[str, Any], measure: str) -> str:
-    """One plain sentence for a :func:`gap_correlations` row."""
+    """One plain sentence for a :func:`gap_correlations` row. A direction ("widens", "narrows") is claimed only
+    when Spearman's p < :data:`ALPHA`; otherwise the sentence says there is no evidence of a relation at this
+    number of tasks, with ρ and p, and that more tasks would settle it."""
     subject = f"{row['condition']} ({row['backbone']})"
     if row["spearman_rho"] is None:
         return f"{subject}: correlation {row['note']}."
-    direction = (
-        "the gap widens with subjectivity"
-        if row["spearman_rho"] < 0
-        else "the gap does not widen with subjectivity"
-    )
     measure_name = "Bradley–Terry score" if measure == "score" else "star level"
-    return (
+    numbers = (
         f"{subject}: Spearman ρ = {row['spearman_rho']:+.2f} (p = {row['spearman_p']:.2g}, "
-        f"{row['n_tasks']} tasks) between {measure_name} and Macro-F1 gap to real; {direction}."
+        f"{row['n_tasks']} tasks) between {measure_name} and Macro-F1 gap to real"
     )
+    if row["spearman_p"] >= ALPHA:
+        return (
+            f"{numbers}; no evidence that the gap changes with subjectivity at {row['n_tasks']} tasks "
+            f"(p ≥ {ALPHA:g}); more tasks would settle it."
+        )
+    if row["spearman_rho"] < 0:
+        return f"{numbers}; the gap widens with subjectivity, as the paper found."
+    return f"{numbers}; the gap narrows with subjectivity, the opposite of the paper's finding."

@@ -3,7 +3,7 @@ same test set (paired bootstrap). Pure functions of arrays/lists."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -72,6 +72,71 @@ def metric_value(y_true: Sequence[str], y_pred: Sequence[str], metric: str = "ma
     return float(_weighted_scores(np.ones((1, len(truth))), truth, pred, n_classes, metric)[0])
 
 
+def _resample_weights(n: int, n_resamples: int, seed: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Bootstrap draws of n examples with replacement, in chunks: (index of the chunk's first resample, (chunk,
+    n) weights = how often each example is drawn). The chunk bounds the weight matrix to ~4M cells."""
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(n_resamples, 4_000_000 // max(n, 1)))
+    for start in range(0, n_resamples, chunk):
+        size = min(chunk, n_resamples - start)
+        draws = rng.integers(0, n, size=(size, n))
+        flat = (draws + n * np.arange(size)[:, None]).ravel()
+        yield start, np.bincount(flat, minlength=size * n).reshape(size, n).astype(float)
+
+
+def bootstrap_interval(
+    y_true: Sequence[str],
+    y_pred: Sequence[str],
+    metric: str = "macro_f1",
+    n_resamples: int = 10_000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, float]:
+    """Percentile bootstrap interval of one system's ``metric`` on its test set (the resampling of
+    :func:`paired_bootstrap`, one system). Returns ``value`` (on the full test set), ``ci_low``/``ci_high``
+    (fractions, like the metric), ``n_resamples`` and ``n``. Deterministic for a given ``seed``."""
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if len(y_true) != len(y_pred) or not y_true:
+        raise ValueError("y_true and y_pred must be non-empty and of the same length")
+    (truth, pred), n_classes = _encode(y_true, y_pred)
+    n = len(truth)
+    value = float(_weighted_scores(np.ones((1, n)), truth, pred, n_classes, metric)[0])
+    scores = np.empty(n_resamples)
+    for start, weights in _resample_weights(n, n_resamples, seed):
+        scores[start : start + len(weights)] = _weighted_scores(weights, truth, pred, n_classes, metric)
+    alpha = 1 - confidence
+    low, high = np.quantile(scores, [alpha / 2, 1 - alpha / 2])
+    return {
+        "value": value,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n_resamples": int(n_resamples),
+        "n": int(n),
+    }
+
+
+def welch_interval(
+    a: Sequence[float], b: Sequence[float], confidence: float = 0.95
+) -> tuple[float, float] | None:
+    """Two-sided ``confidence`` interval of mean(a) − mean(b) over independent runs (one value per training
+    seed of each condition), from Welch's t with Welch–Satterthwaite degrees of freedom; in the values' unit.
+    None when either side has fewer than 2 values (one run has no spread)."""
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.size < 2 or y.size < 2:
+        return None
+    diff = float(x.mean() - y.mean())
+    vx, vy = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    se = float(np.sqrt(vx + vy))
+    if se == 0:  # identical scores on every seed: no spread to widen the point
+        return diff, diff
+    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    half = float(stats.t.ppf(0.5 + confidence / 2, df=df)) * se
+    return diff - half, diff + half
+
+
 def bootstrap_scores(
     y_true: Sequence[str],
     predictions: Mapping[str, Sequence[str]],
@@ -87,14 +152,13 @@ def bootstrap_scores(
     if not y_true or any(len(predictions[name]) != len(y_true) for name in names):
         raise ValueError("y_true and every prediction list must be non-empty and of the same length")
     (truth, *encoded), n_classes = _encode(y_true, *(predictions[name] for name in names))
-    n = len(truth)
-    draws = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
-    flat = (draws + n * np.arange(n_resamples)[:, None]).ravel()
-    weights = np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
-    return {
-        name: _weighted_scores(weights, truth, pred, n_classes, metric)
-        for name, pred in zip(names, encoded, strict=True)
-    }
+    scores = {name: np.empty(n_resamples) for name in names}
+    for start, weights in _resample_weights(len(truth), n_resamples, seed):
+        for name, pred in zip(names, encoded, strict=True):
+            scores[name][start : start + len(weights)] = _weighted_scores(
+                weights, truth, pred, n_classes, metric
+            )
+    return scores
 
 
 def paired_bootstrap(
@@ -125,15 +189,9 @@ def paired_bootstrap(
         _weighted_scores(full, truth, a, n_classes, metric)[0]
         - _weighted_scores(full, truth, b, n_classes, metric)[0]
     )
-    rng = np.random.default_rng(seed)
     diffs = np.empty(n_resamples)
-    chunk = max(1, min(n_resamples, 4_000_000 // max(n, 1)))  # bound the (chunk, n) weight matrix
-    for start in range(0, n_resamples, chunk):
-        size = min(chunk, n_resamples - start)
-        draws = rng.integers(0, n, size=(size, n))
-        flat = (draws + n * np.arange(size)[:, None]).ravel()
-        weights = np.bincount(flat, minlength=size * n).reshape(size, n).astype(float)
-        diffs[start : start + size] = _weighted_scores(
+    for start, weights in _resample_weights(n, n_resamples, seed):
+        diffs[start : start + len(weights)] = _weighted_scores(
             weights, truth, a, n_classes, metric
         ) - _weighted_scores(weights, truth, b, n_classes, metric)
     alpha = 1 - confidence
