@@ -33,8 +33,8 @@ from synthbench.analysis.uncertainty import chance_macro_f1, gap_interval, hull,
 from synthbench.analysis.verdict import verdict_numbers, verdict_sentence
 from synthbench.data.sources import normalise_text
 from synthbench.errors import ConfigError, DataError
-from synthbench.evaluation.stats import paired_bootstrap
 from synthbench.layout import Layout
+from synthbench.stats import paired_bootstrap
 
 PHRASEBANK = Path(__file__).resolve().parents[2] / "shared" / "data" / "financial_phrasebank"
 

@@ -16,7 +16,7 @@ from factories import evaluate_stage, training_manifest
 from synthbench.config import Params
 from synthbench.errors import DataError
 from synthbench.evaluation.metrics import classification_metrics, expected_calibration_error
-from synthbench.evaluation.stats import (
+from synthbench.stats import (
     bootstrap_interval,
     metric_value,
     paired_bootstrap,

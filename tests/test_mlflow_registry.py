@@ -18,8 +18,8 @@ from factories import champion_stage, evaluate_stage, train_stage
 from synthbench.data.io import file_md5
 from synthbench.errors import ConfigError
 from synthbench.evaluation.compare import compare_conditions
-from synthbench.evaluation.stats import seed_summary
 from synthbench.layout import Layout
+from synthbench.stats import seed_summary
 
 pytestmark = pytest.mark.slow
 BACKBONE = "minilm-l6"

@@ -13,11 +13,11 @@ import pytest
 from tests.test_strategy_contract import SPEC, project
 
 from synthbench.config import EndpointParams, GenerateParams, PilotParams
-from synthbench.evaluation.stats import bootstrap_scores, metric_value
 from synthbench.generation.stage import run_generate
 from synthbench.pilot import signals
 from synthbench.pilot.stage import run_pilot
 from synthbench.pilot.verdict import Prediction, curve_at, predict, predicted_gap, verdict
+from synthbench.stats import bootstrap_scores, metric_value
 from synthbench.testing.openai_server import serve
 
 
@@ -173,3 +173,25 @@ def test_the_pilot_stage_is_a_prefix_of_the_full_run_and_never_reads_the_test_sp
     assert saved["modes"]["zero_shot"]["verdict"] == entry["verdict"]
     assert "Pilot: gadgets" in layout.pilot("gadgets", "md").read_text()
     assert entry["verdict"].upper() in layout.pilot("gadgets", "html").read_text()
+
+
+def test_the_main_report_sets_each_pilot_next_to_the_measured_gap(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from synthbench.analysis.pilot_section import pilot_rows, pilot_section
+    from synthbench.data.io import write_json
+    from synthbench.layout import Layout
+
+    layout = Layout(tmp_path)
+    entry = {"verdict": "go", "prediction": {"gap": 0.02, "gap_low": -0.01, "gap_high": 0.04}}
+    write_json(layout.pilot("t", "json"), {"task": "t", "modes": {"zero_shot": entry, "few_shot": entry}})
+    table = pd.DataFrame(
+        {"task": "t", "backbone": "b", "condition": ["real", "zero_shot"], "macro_f1": [0.80, 0.77]}
+    )
+    rows = pilot_rows(["t", "no_pilot"], table, layout)
+    assert [(r["mode"], r["verdict"]) for r in rows] == [("zero_shot", "go"), ("few_shot", "go")]
+    assert rows[0]["actual_gap_pts"] == pytest.approx(3.0) and rows[1]["actual_gap_pts"] is None
+    blocks = pilot_section(rows)
+    assert "inside the pilot's interval for 1 of 1" in blocks[1].text  # +3.0 lies in [-1.0, +4.0]
+    assert blocks[2].rows[1][-1] == "not trained"
+    assert pilot_section([]) == []

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from synthbench.analysis.learning_curve import describe_worth
+from synthbench.analysis.pilot_section import pilot_section
 from synthbench.analysis.report import Block, Bullets, Figure, Heading, Paragraph, Table
 from synthbench.analysis.summary import table_one
 from synthbench.analysis.tasklevel import ALPHA, describe_correlation
@@ -65,6 +66,7 @@ class AnalysisResults:
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, Path] = field(default_factory=dict)
     review_blocks: list[Block] = field(default_factory=list)  # review_section: a person's verdicts, if any
+    pilots: list[dict[str, Any]] = field(default_factory=list)  # pilot_section.pilot_rows
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready (NaN left for the writer to turn into null)."""
@@ -78,6 +80,7 @@ class AnalysisResults:
             "backbones": self.backbones,
             "table": records(self.table),
             "verdicts": self.verdicts,
+            "pilots": self.pilots,
             "subjectivity": {
                 "measure": self.measure,
                 "comparisons_csv": self.comparisons_path,
@@ -406,5 +409,6 @@ def report_blocks(results: AnalysisResults) -> list[Block]:
         *_learning_curve(results),
         *_training(results),
         *results.review_blocks,
+        *pilot_section(results.pilots),
         *_method(list(results.modes)),
     ]

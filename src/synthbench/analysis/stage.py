@@ -26,6 +26,7 @@ from synthbench.analysis.curves import curves_frame, mean_over_seeds, wide_table
 from synthbench.analysis.embeddings import cached_embeddings, diversity_table
 from synthbench.analysis.instance import agreement_curves, read_annotations
 from synthbench.analysis.learning_curve import CURVE_COLUMNS, learning_curve_frame, worth_frame
+from synthbench.analysis.pilot_section import pilot_rows
 from synthbench.analysis.report import to_html, to_markdown
 from synthbench.analysis.review_section import review_section
 from synthbench.analysis.sections import AnalysisResults, report_blocks
@@ -95,6 +96,9 @@ def run_analyze(params: Study, layout: Layout = LAYOUT) -> dict[str, Any]:
     results.worth = worth_frame(table, results.learning_curve, trainings)
     _verdicts(results, {(m.task, m.condition, m.backbone): m for m in metrics}, layout, params.seed)
     results.review_blocks = review_section(params.tasks, params.modes, layout)  # a person's verdicts, if any
+    results.pilots = pilot_rows(
+        params.tasks, table, layout
+    )  # each pilot's prediction next to the study's gap
 
     _write_figures(results, reports / "figures")
     _write_plot_data(results, reports / "plots")

@@ -4,12 +4,12 @@ baseline is clearly above chance. The verdict (:mod:`synthbench.analysis.verdict
 
 The rule (Macro-F1 as fractions; the gap is real − synthetic, so positive = synthetic data is worse):
 
-- **Test-set noise**: a paired bootstrap (:func:`synthbench.evaluation.stats.paired_bootstrap`, percentile
+- **Test-set noise**: a paired bootstrap (:func:`synthbench.stats.paired_bootstrap`, percentile
   interval, :data:`N_RESAMPLES` resamples seeded with the study seed) of Macro-F1(real) − Macro-F1(mode) on
   the deployed seeds' predictions (``predictions.jsonl`` ``prediction``) of both conditions, which the evaluate
   stage wrote for the same test texts in the same order (checked text by text; a mismatch skips the bootstrap).
 - **Seed noise**, when both conditions have ≥ 2 training seeds: Welch's 95% t-interval of the difference of
-  the seed means (:func:`synthbench.evaluation.stats.welch_interval`, per-seed scores from ``metrics.json``).
+  the seed means (:func:`synthbench.stats.welch_interval`, per-seed scores from ``metrics.json``).
 - The gap's interval is the **hull** of the two (the smallest interval holding both); the gap is conclusive
   only when the hull excludes zero, i.e. test-set and seed noise each leave its sign settled. This is
   deliberately conservative: it asks each source of noise alone to agree, rather than modelling them jointly.
@@ -27,9 +27,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from synthbench.data.io import read_jsonl
-from synthbench.evaluation.stats import bootstrap_interval, paired_bootstrap, seed_summary, welch_interval
 from synthbench.layout import Layout
 from synthbench.records import EvaluationMetrics
+from synthbench.stats import bootstrap_interval, paired_bootstrap, seed_summary, welch_interval
 
 METHOD_NOTE = (  # the rule above in one line of the report's method section
     "Gap interval (real − synthetic Macro-F1, 95%) = the hull of a paired bootstrap over the test texts "

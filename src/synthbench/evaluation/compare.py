@@ -10,9 +10,9 @@ from synthbench import tracking
 from synthbench.config import TrackingParams
 from synthbench.data.io import read_jsonl, write_json
 from synthbench.errors import DataError
-from synthbench.evaluation.stats import paired_bootstrap
 from synthbench.layout import LAYOUT, Layout
 from synthbench.records import EvaluationMetrics, TrainingManifest
+from synthbench.stats import paired_bootstrap
 
 
 def compare_conditions(

@@ -31,9 +31,9 @@ from synthbench.data.io import read_jsonl, write_json, write_jsonl
 from synthbench.errors import DataError
 from synthbench.evaluation.metrics import classification_metrics, expected_calibration_error
 from synthbench.evaluation.plots import plot_confusion
-from synthbench.evaluation.stats import seed_summary
 from synthbench.layout import LAYOUT, Layout
 from synthbench.records import EvaluationMetrics, Interval, SeedRun, SeedScore, TrainingManifest
+from synthbench.stats import seed_summary
 
 
 @dataclass

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from synthbench.analysis.learning_curve import real_equivalent
-from synthbench.evaluation.stats import bootstrap_scores, metric_value
+from synthbench.stats import bootstrap_scores, metric_value
 
 REAL_PREFIX = "real@"  # prediction names of the curve's classifiers: real@<rows per label>
 PILOT = "pilot"

@@ -1,5 +1,5 @@
 """Uncertainty of test metrics: across training seeds (mean ± std, t-interval) and between two conditions on the
-same test set (paired bootstrap). Pure functions of arrays/lists."""
+same test set (paired bootstrap). Pure functions of arrays/lists, shared by evaluate, analyze and the pilot."""
 
 from __future__ import annotations
 
