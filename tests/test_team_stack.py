@@ -105,7 +105,18 @@ def team(module_tmp: Path) -> Iterator[dict]:
         # A pushed first. B's lock would collide with A's: set it aside (README "Scaling out"); B's stages are
         # in its run cache, and `dvc repro --pull` re-derives their lock entries.
         sh("git", "reset", "-q", "HEAD~1", cwd=b)
-        sh("git", "stash", "push", "-q", "-u", "--", "dvc.lock", "data/real/.gitignore", cwd=b)
+        sh(
+            "git",
+            "stash",
+            "push",
+            "-q",
+            "-u",
+            "--",
+            "dvc.lock",
+            "data/real/.gitignore",
+            "reports/pilot/.gitignore",
+            cwd=b,
+        )
         sh("git", "pull", "-q", "origin", "main", cwd=b)
         sh("git", "stash", "drop", "-q", cwd=b)
         answered, trainings = llm.stats()["answered"], train_runs(ml.url)
