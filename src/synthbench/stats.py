@@ -99,12 +99,9 @@ def bootstrap_interval(
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     if len(y_true) != len(y_pred) or not y_true:
         raise ValueError("y_true and y_pred must be non-empty and of the same length")
-    (truth, pred), n_classes = _encode(y_true, y_pred)
-    n = len(truth)
-    value = float(_weighted_scores(np.ones((1, n)), truth, pred, n_classes, metric)[0])
-    scores = np.empty(n_resamples)
-    for start, weights in _resample_weights(n, n_resamples, seed):
-        scores[start : start + len(weights)] = _weighted_scores(weights, truth, pred, n_classes, metric)
+    n = len(y_true)
+    value = metric_value(y_true, y_pred, metric)
+    scores = bootstrap_scores(y_true, {"system": y_pred}, metric, n_resamples, seed)["system"]
     alpha = 1 - confidence
     low, high = np.quantile(scores, [alpha / 2, 1 - alpha / 2])
     return {
