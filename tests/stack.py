@@ -496,3 +496,10 @@ def queue_log(repo: Path, name: str) -> str:
     return subprocess.run(
         ["dvc", "queue", "logs", name], cwd=repo, capture_output=True, text=True, env=base_env(), check=False
     ).stdout[-3000:]
+
+
+def failed_logs(repo: Path, status: dict[str, str]) -> str:
+    """The tail of ``dvc queue logs`` for every experiment that did not succeed: what a failed assert shows."""
+    return "\n".join(
+        f"--- {name} ({state}) ---\n{queue_log(repo, name)}" for name, state in status.items() if state != "Success"
+    )

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 from openai_server import ServerConfig, ServerHandle, serve
-from stack import make_project, queue_log, run_queue, sh
+from stack import failed_logs, make_project, run_queue, sh
 
 pytestmark = pytest.mark.slow
 TASK = "tiny_sport"
@@ -85,7 +85,7 @@ def test_queue_hazard_on_the_code_before_this_fix(server: ServerHandle, tmp_path
     status = run_queue(
         workspace, {"old-a": ["generate.min_words=4"], "old-b": ["generate.min_words=5"]}, env=old_code
     )
-    assert status == {"old-a": "Success", "old-b": "Success"}, queue_log(workspace, "old-a")
+    assert status == {"old-a": "Success", "old-b": "Success"}, failed_logs(workspace, status)
     per_generation = len(journaled)
     assert server.stats()["answered"] - answered_before == 2 * per_generation  # every answer paid twice more
     assert len(journal_keys(workspace / ".synthbench" / "journal.sqlite")) == per_generation
@@ -121,7 +121,7 @@ def sweep(workspace: Path, server: ServerHandle) -> dict:
 
 
 def test_queued_experiments_succeed_and_journal_every_answer_once(sweep: dict, workspace: Path) -> None:
-    assert sweep["status"] == {"new-a": "Success", "new-b": "Success"}, queue_log(workspace, "new-a")
+    assert sweep["status"] == {"new-a": "Success", "new-b": "Success"}, failed_logs(workspace, sweep["status"])
     assert len(sweep["keys"]) == len(set(sweep["keys"]))
     per_generation = json.loads((workspace / "data/synthetic" / TASK / "zero_shot.summary.json").read_text())[
         "client"

@@ -9,6 +9,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,6 +148,29 @@ class DatasetInput:
     rows: Sequence[tuple[str, str]]
 
 
+def log_shared_input(dataset: Any, context: str, tags: Mapping[str, str], attempts: int = 5) -> None:
+    """``mlflow.log_input`` that survives a concurrent run logging the same dataset.
+
+    MLflow's SQL store checks whether (experiment, name, digest) exists and then inserts it, in two steps: two
+    runs that log the same new dataset at the same moment (two queued DVC experiments training on the same
+    rows) both see nothing, and the second insert fails on the unique constraint, failing a whole stage. A retry
+    finds the row the other run wrote and links to it; any other error is raised at once.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            mlflow.log_input(dataset, context=context, tags=dict(tags))
+            return
+        except MlflowException as error:
+            message = str(error)
+            lost_race = "UNIQUE constraint failed" in message or "duplicate key value" in message
+            if not lost_race or attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
 @dataclass
 class TrainingRun:
     """The MLflow parent run of one training stage, with a nested run per seed (see :func:`training_run`)."""
@@ -182,7 +206,7 @@ class TrainingRun:
                 name=f"{self.task}/{source.name}",
                 digest=source.md5,
             )
-            mlflow.log_input(dataset, context="training", tags={TAG_CONDITION: self.condition})
+            log_shared_input(dataset, context="training", tags={TAG_CONDITION: self.condition})
 
     @contextlib.contextmanager
     def seed_run(
