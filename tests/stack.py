@@ -501,5 +501,7 @@ def queue_log(repo: Path, name: str) -> str:
 def failed_logs(repo: Path, status: dict[str, str]) -> str:
     """The tail of ``dvc queue logs`` for every experiment that did not succeed: what a failed assert shows."""
     return "\n".join(
-        f"--- {name} ({state}) ---\n{queue_log(repo, name)}" for name, state in status.items() if state != "Success"
+        f"--- {name} ({state}) ---\n{queue_log(repo, name)}"
+        for name, state in status.items()
+        if state != "Success"
     )

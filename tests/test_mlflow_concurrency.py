@@ -42,14 +42,21 @@ def test_runs_logging_the_same_new_dataset_at_once_all_succeed_and_share_one_row
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     # Create the store and experiment first, so the racers contend only on the dataset insert.
     subprocess.run(
-        [sys.executable, "-c", f"import mlflow; mlflow.set_tracking_uri({uri!r}); mlflow.set_experiment('race')"],
+        [
+            sys.executable,
+            "-c",
+            f"import mlflow; mlflow.set_tracking_uri({uri!r}); mlflow.set_experiment('race')",
+        ],
         check=True,
         capture_output=True,
     )
     start = time.time() + 15  # after every racer has imported mlflow (2 cores: ~5-10 s for four at once)
     racers = [
         subprocess.Popen(
-            [sys.executable, "-c", RACER, uri, str(start)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [sys.executable, "-c", RACER, uri, str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(4)
     ]

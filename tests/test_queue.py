@@ -121,7 +121,9 @@ def sweep(workspace: Path, server: ServerHandle) -> dict:
 
 
 def test_queued_experiments_succeed_and_journal_every_answer_once(sweep: dict, workspace: Path) -> None:
-    assert sweep["status"] == {"new-a": "Success", "new-b": "Success"}, failed_logs(workspace, sweep["status"])
+    assert sweep["status"] == {"new-a": "Success", "new-b": "Success"}, failed_logs(
+        workspace, sweep["status"]
+    )
     assert len(sweep["keys"]) == len(set(sweep["keys"]))
     per_generation = json.loads((workspace / "data/synthetic" / TASK / "zero_shot.summary.json").read_text())[
         "client"
