@@ -87,6 +87,20 @@ def test_verdict_when_few_shot_is_worse_and_zero_shot_is_trivial():
     assert text.endswith("label real data. (one training seed)")
 
 
+def test_targeted_is_not_credited_with_closing_the_zero_shot_gap():
+    f1 = {"real": 0.80, "zero_shot": 0.40, "targeted": 0.76, "few_shot": 0.60}
+    numbers = verdict_numbers(f1, ["targeted", "zero_shot", "few_shot"])
+    assert numbers["baseline"] == "zero_shot"
+    assert numbers["gap_closed"] == {"few_shot": pytest.approx(0.5)}
+    assert numbers["share_of_real"]["targeted"] == pytest.approx(0.95)
+    text = verdict_sentence(numbers, f1)
+    assert (
+        "targeted, which learns from the real labels, reaches 95% of real (set it against real+targeted"
+        in text
+    )
+    assert "targeted closes" not in text
+
+
 def test_verdict_with_one_mode_and_no_real():
     numbers = verdict_numbers({"real": 0.5, "few_shot": 0.45}, ["zero_shot", "few_shot"])
     assert numbers["baseline"] == "few_shot" and numbers["gap_closed"] == {}

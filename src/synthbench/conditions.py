@@ -3,7 +3,7 @@ rows) and analysis (which reads the learning curve off them).
 
 =================  ==================================================================================
 ``real``           the real train split
-``<mode>``         a mode's synthetic rows (``zero_shot``, ``few_shot``, ``grounded``, ``attributed``)
+``<mode>``         a mode's synthetic rows (``zero_shot``, ``few_shot``, ``grounded``, ``attributed``, ``targeted``)
 ``real+<mode>``    the real rows followed by the mode's synthetic rows (a mix)
 ``real_n<N>``      a stratified N-row subsample of the real rows (a point of the real-data learning curve)
 =================  ==================================================================================
@@ -21,8 +21,11 @@ from synthbench.errors import ConfigError
 # Every generation mode (strategy) there is: the generation package registers one strategy per name here (a test
 # checks the two agree). This floor module owns the names so that config can validate params without importing
 # a stage.
-GENERATION_MODES = ("zero_shot", "few_shot", "grounded", "attributed")
+GENERATION_MODES = ("zero_shot", "few_shot", "grounded", "attributed", "targeted")
 DEFAULT_MODES = ("zero_shot", "few_shot")  # the default study: the paper's two modes
+# Modes that fit a model on the labelled real train split to generate (targeted): their rows belong next to
+# ``real`` and ``real+<mode>``; "closing the zero-shot gap" would credit them with the real labels they used.
+REAL_LABEL_MODES = ("targeted",)
 REAL = "real"
 _SUBSAMPLE = re.compile(r"^real_n(\d+)$")
 

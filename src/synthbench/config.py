@@ -322,7 +322,7 @@ class Params(_Section):
     modes: list[str] = Field(
         default_factory=lambda: list(DEFAULT_MODES),
         description="Generation strategies to run, each its own condition: zero_shot, few_shot, grounded, "
-        "attributed (synthbench.conditions.GENERATION_MODES).",
+        "attributed, targeted (synthbench.conditions.GENERATION_MODES).",
     )
     mixes: list[str] = Field(
         default_factory=list,

@@ -25,6 +25,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from synthbench.conditions import REAL_LABEL_MODES
+
 NEAR_REAL = 0.95  # share of real Macro-F1 from which synthetic data "nearly replaces" real labels
 USABLE = 0.80  # ... from which it is "usable at a cost"
 
@@ -51,7 +53,8 @@ def verdict_numbers(
 
     Args:
         macro_f1: condition (``real`` and modes) → Macro-F1 in [0, 1]; missing conditions are skipped.
-        modes: generation modes in study order; the first present one is the baseline for ``gap_closed``.
+        modes: generation modes in study order; the first present one is the baseline for ``gap_closed``
+            (modes that learn from the real labels, ``REAL_LABEL_MODES``, are neither baseline nor credited).
         diversity_ratio: mode → Remote-Clique(mode) / Remote-Clique(real); None when not measured.
         accuracy: condition → accuracy in [0, 1], to flag modes no better than ``majority_accuracy`` (the
             accuracy of always predicting the most frequent test label).
@@ -72,11 +75,13 @@ def verdict_numbers(
     real = macro_f1.get("real")
     present = [mode for mode in modes if mode in macro_f1]
     share = {mode: (macro_f1[mode] / real if real else None) for mode in present}
-    baseline = present[0] if present else None
+    # A mode that learnt from the real labels (targeted) is neither the baseline nor credited with closing its gap.
+    comparable = [mode for mode in present if mode not in REAL_LABEL_MODES]
+    baseline = comparable[0] if comparable else (present[0] if present else None)
     closed: dict[str, float | None] = {}
     if baseline is not None and real is not None:
         remaining = real - macro_f1[baseline]
-        for mode in present[1:]:
+        for mode in comparable[1:]:
             closed[mode] = (macro_f1[mode] - macro_f1[baseline]) / remaining if remaining > 0 else None
     best = max(present, key=lambda mode: macro_f1[mode]) if present else None
     ratios = {
@@ -239,6 +244,12 @@ def verdict_sentence(numbers: Mapping[str, Any], macro_f1: Mapping[str, float], 
             parts.append(
                 f"{mode_name(mode)} does worse than {mode_name(baseline)}: it widens the gap by "
                 f"{_pct(-closed)} (reaching {_pct(share[mode])} of real)"
+            )
+    for mode in share:
+        if mode in REAL_LABEL_MODES and mode != baseline:
+            parts.append(
+                f"{mode_name(mode)}, which learns from the real labels, reaches {_pct(share[mode])} of real "
+                f"(set it against real+{mode}, not against {mode_name(baseline)})"
             )
     ratios: Mapping[str, float] = numbers["diversity_ratio"]
     if ratios:

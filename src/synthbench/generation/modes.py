@@ -19,6 +19,7 @@ from synthbench.generation.strategies import (
     StrategyInputs,
     ZeroShot,
 )
+from synthbench.generation.targeted import Targeted
 from synthbench.registry import Registry
 from synthbench.tasks.spec import TaskSpec
 
@@ -26,7 +27,7 @@ from synthbench.tasks.spec import TaskSpec
 STRATEGIES: Registry[type[GenerationStrategy]] = Registry(
     "generation mode",
     "fix --mode or params.yaml modes",
-    {cls.name: cls for cls in (ZeroShot, FewShot, Grounded, Attributed)},
+    {cls.name: cls for cls in (ZeroShot, FewShot, Grounded, Attributed, Targeted)},
 )
 
 

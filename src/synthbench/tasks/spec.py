@@ -68,8 +68,8 @@ Attributes = dict[str, Annotated[list[Annotated[str, Field(min_length=1)]], Fiel
 class PromptSpec(_Strict):
     """Prompt pieces after the paper: a context prompt (role, domain), a per-label generation prompt with a
     style/subtopic and a length limit, and a diversity prompt used every n outputs. The ``few_shot``,
-    ``grounded`` and ``attributed`` templates (and ``attributes``) are used by those generation modes only;
-    their defaults fit any task, so a spec need not mention them."""
+    ``grounded``, ``attributed`` and ``targeted`` templates (and ``attributes``) are used by those generation
+    modes only; their defaults fit any task, so a spec need not mention them."""
 
     context: str = Field(description="System prompt: the writer's role and domain.")
     generation: str = Field(
@@ -97,6 +97,13 @@ class PromptSpec(_Strict):
         default="Give it these attributes:\n{attributes}",
         description="Attributed mode: the request's attribute values; fields: {attributes}, "
         "{label_instruction}, {label}.",
+    )
+    targeted: str = Field(
+        default="This real text is {label_instruction}, and {difficulty}:\n- {example}\nWrite a new text that is "
+        "{label_instruction} and just as easy to mistake, with different wording and details. Do not copy or "
+        "paraphrase it.",
+        description="Targeted mode: one hard real training text of the label; fields: {example}, {difficulty} "
+        "(what the quick classifier made of it), {label_instruction}, {label}.",
     )
     attributes: Attributes = Field(
         default_factory=dict,

@@ -17,6 +17,7 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "prompt.diversity": ("previous",),
     "prompt.grounded": ("label_instruction", "label", "examples"),
     "prompt.attributed": ("label_instruction", "label", "attributes"),
+    "prompt.targeted": ("label_instruction", "label", "example", "difficulty"),
 }
 
 _FIX = "write a literal brace as {{ or }}"
@@ -80,4 +81,9 @@ def check_task_templates(spec: Any) -> None:
         render("prompt.few_shot", prompt.few_shot, {**common, "examples": "- an example"})
         render("prompt.grounded", prompt.grounded, {**common, "examples": "- a real text"})
         render("prompt.attributed", prompt.attributed, {**common, "attributes": "- tone: formal"})
+        render(
+            "prompt.targeted",
+            prompt.targeted,
+            {**common, "example": "a real text", "difficulty": "a classifier was unsure of it"},
+        )
     render("prompt.diversity", prompt.diversity, {"previous": "- an earlier text"})
