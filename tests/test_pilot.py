@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tests.test_strategy_contract import SPEC, project
 
-from synthbench.config import EndpointParams, GenerateParams, PilotParams
+from synthbench.config import EndpointParams, GenerateParams, PilotParams, TrackingParams
 from synthbench.generation.stage import run_generate
 from synthbench.pilot import signals
 from synthbench.pilot.stage import run_pilot
@@ -139,8 +139,10 @@ def test_the_pilot_stage_is_a_prefix_of_the_full_run_and_never_reads_the_test_sp
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SYNTHBENCH_JOURNAL", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     layout = project(tmp_path)
     layout.real("gadgets", "test").write_text("not json: the pilot must not read this\n")
+    tracking = TrackingParams(uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="pilots")
     with serve() as server:
         generate = GenerateParams(
             endpoint=EndpointParams(kind="openai", base_url=server.base_url, model="m", api_key_env=None),
@@ -155,7 +157,14 @@ def test_the_pilot_stage_is_a_prefix_of_the_full_run_and_never_reads_the_test_sp
         )
         pilot = PilotParams(rows_per_label=4, cv_folds=2, bootstrap=200)
         report = run_pilot(
-            "gadgets", seed=0, modes=["zero_shot"], generate=generate, pilot=pilot, spec=SPEC, layout=layout
+            "gadgets",
+            seed=0,
+            modes=["zero_shot"],
+            generate=generate,
+            pilot=pilot,
+            spec=SPEC,
+            tracking=tracking,
+            layout=layout,
         )
         pilot_calls = server.stats()["chat_requests"]
         full = run_generate("gadgets", "zero_shot", seed=0, generate=generate, spec=SPEC, layout=layout)
@@ -173,6 +182,22 @@ def test_the_pilot_stage_is_a_prefix_of_the_full_run_and_never_reads_the_test_sp
     assert saved["modes"]["zero_shot"]["verdict"] == entry["verdict"]
     assert "Pilot: gadgets" in layout.pilot("gadgets", "md").read_text()
     assert entry["verdict"].upper() in layout.pilot("gadgets", "html").read_text()
+    # the same figures and files in MLflow
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=tracking.uri)
+    run = client.get_run(report["mlflow_run_id"])
+    assert run.info.run_name == "pilot-gadgets"
+    assert run.data.tags["synthbench.stage"] == "pilot" and run.data.tags["synthbench.task"] == "gadgets"
+    assert run.data.tags["synthbench.pilot.zero_shot"] == entry["verdict"]
+    metrics = run.data.metrics
+    assert metrics["zero_shot.predicted_gap"] == pytest.approx(entry["prediction"]["gap"])
+    assert metrics["zero_shot.predicted_gap_high"] == pytest.approx(entry["prediction"]["gap_high"])
+    assert metrics["zero_shot.label_fidelity"] == pytest.approx(entry["fidelity"]["overall"])
+    assert metrics["zero_shot.full_usd_online"] == pytest.approx(entry["cost"]["full_usd_online"])
+    assert run.data.params["pilot_rows_per_label"] == "4" and run.data.params["modes"] == "zero_shot"
+    logged = {f.path for f in client.list_artifacts(run.info.run_id, "pilot")}
+    assert logged == {"pilot/gadgets.json", "pilot/gadgets.md", "pilot/gadgets.html"}
 
 
 def test_the_main_report_sets_each_pilot_next_to_the_measured_gap(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import json
 import sqlite3
 import subprocess
 import tarfile
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -146,8 +147,12 @@ def test_every_run_lands_in_the_one_store_tagged_with_experiment_and_commit(
     for tags in runs:
         by_exp.setdefault(tags.get("synthbench.dvc_exp_name", ""), []).append(tags)
     for name in ("new-a", "new-b"):
-        # learning_rate changed: train_real and train_synthetic re-ran, a parent and a seed run each
-        assert sorted(t["synthbench.condition"] for t in by_exp[name]) == [
+        stages = Counter(t.get("synthbench.stage") for t in by_exp[name])
+        # the temperature changed: the pilot re-ran (one run); learning_rate: train_real and train_synthetic
+        # re-ran, a parent and a seed run each
+        assert stages == {"train": 4, "pilot": 1}
+        trained = [t for t in by_exp[name] if t.get("synthbench.stage") == "train"]
+        assert sorted(t["synthbench.condition"] for t in trained) == [
             "real",
             "real",
             "zero_shot",

@@ -200,6 +200,7 @@ def pilot(task: TaskOption, params: ParamsOption = Path("params.yaml")) -> None:
             generate=loaded.generate,
             pilot=loaded.pilot,
             spec=_spec(task, params),
+            tracking=loaded.tracking,
         )
 
     report = _run(stage)

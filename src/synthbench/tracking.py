@@ -318,6 +318,58 @@ def log_evaluation(
             client.log_artifact(parent_id, str(path), "evaluation")
 
 
+# --- pilot ---------------------------------------------------------------------------------------------------
+PILOT_METRICS = {  # report key path → metric name suffix; fractions unless named otherwise
+    ("prediction", "gap"): "predicted_gap",
+    ("prediction", "gap_low"): "predicted_gap_low",
+    ("prediction", "gap_high"): "predicted_gap_high",
+    ("fidelity", "overall"): "label_fidelity",
+    ("distinguishability_auc",): "distinguishability_auc",
+    ("diversity_ratio",): "diversity_ratio",
+    ("closeness",): "closeness",
+    ("cost", "full_usd_online"): "full_usd_online",
+    ("cost", "full_usd_batch"): "full_usd_batch",
+    ("cost", "full_requests"): "full_requests",
+    ("cost", "pilot_requests"): "pilot_requests",
+}
+
+
+def log_pilot(tracking: TrackingParams, report: Mapping[str, Any], files: Sequence[Path]) -> str:
+    """One run ``pilot-<task>`` (tags task, stage ``pilot``, each mode's verdict; a sweep's tags) with each
+    mode's figures as ``<mode>.<metric>`` and the report files under ``pilot/``; returns its run id."""
+    import mlflow
+
+    task = str(report["task"])
+    tags = {TAG_TASK: task, TAG_STAGE: "pilot", **sweep.provenance_tags()}
+    tags.update(
+        {f"synthbench.pilot.{mode}": str(entry["verdict"]) for mode, entry in report["modes"].items()}
+    )
+    with quiet_mlflow():
+        configure(tracking)
+        with mlflow.start_run(run_name=f"pilot-{task}", tags=tags) as run:
+            mlflow.log_params(
+                {
+                    "pilot_rows_per_label": report["pilot_rows_per_label"],
+                    "full_rows_per_label": report["full_rows_per_label"],
+                    "modes": ",".join(report["modes"]),
+                    "real_fit_rows": report["real_fit_rows"],
+                    "real_validation_rows": report["real_validation_rows"],
+                }
+            )
+            metrics = {}
+            for mode, entry in report["modes"].items():
+                for path, name in PILOT_METRICS.items():
+                    value: Any = entry
+                    for key in path:
+                        value = value.get(key) if isinstance(value, Mapping) else None
+                    if isinstance(value, int | float):
+                        metrics[f"{mode}.{name}"] = float(value)
+            mlflow.log_metrics(metrics)
+            for path in files:
+                mlflow.log_artifact(str(path), "pilot")
+            return str(run.info.run_id)
+
+
 # --- champion ------------------------------------------------------------------------------------------------
 def champion_client(tracking: TrackingParams) -> Any:
     import mlflow

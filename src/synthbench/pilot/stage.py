@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from synthbench.analysis.diversity import embed_texts
 from synthbench.analysis.embeddings import diversity_table
-from synthbench.config import GenerateParams, PilotParams
+from synthbench.config import GenerateParams, PilotParams, TrackingParams
 from synthbench.data.io import read_jsonl, write_json, write_text
 from synthbench.errors import DataError
 from synthbench.generation.batch import BATCH_DISCOUNT
@@ -41,6 +41,7 @@ from synthbench.pilot.report import pilot_blocks
 from synthbench.pilot.verdict import PILOT, REAL_PREFIX, predict, verdict
 from synthbench.stores import journal_path
 from synthbench.tasks.spec import TaskSpec
+from synthbench.tracking import log_pilot
 
 
 @dataclass
@@ -75,9 +76,11 @@ def run_pilot(
     generate: GenerateParams,
     pilot: PilotParams,
     spec: TaskSpec,
+    tracking: TrackingParams | None = None,
     layout: Layout = LAYOUT,
 ) -> dict[str, Any]:
-    """Run the pilot of ``task`` for ``pilot.modes`` (default: every study mode); returns the report's JSON."""
+    """Run the pilot of ``task`` for ``pilot.modes`` (default: every study mode); returns the report's JSON.
+    With ``tracking``, its figures and files are also logged to MLflow (:func:`synthbench.tracking.log_pilot`)."""
     real = split_real(layout, task, pilot.val_fraction, seed)
     generated = generate_pilot(
         task, pilot.modes or modes, seed=seed, generate=generate, pilot=pilot, spec=spec, layout=layout
@@ -128,6 +131,9 @@ def run_pilot(
             "cost": cost,
         }
     write_report(layout, task, report)
+    if tracking is not None:
+        files = [layout.pilot(task, kind) for kind in ("json", "md", "html")]
+        report["mlflow_run_id"] = log_pilot(tracking, report, files)
     return report
 
 
