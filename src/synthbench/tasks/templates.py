@@ -17,6 +17,7 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "prompt.diversity": ("previous",),
     "prompt.grounded": ("label_instruction", "label", "examples"),
     "prompt.attributed": ("label_instruction", "label", "attributes"),
+    "text_format.instruction": ("markers",),
 }
 
 _FIX = "write a literal brace as {{ or }}"
@@ -81,3 +82,5 @@ def check_task_templates(spec: Any) -> None:
         render("prompt.grounded", prompt.grounded, {**common, "examples": "- a real text"})
         render("prompt.attributed", prompt.attributed, {**common, "attributes": "- tone: formal"})
     render("prompt.diversity", prompt.diversity, {"previous": "- an earlier text"})
+    if spec.text_format is not None:
+        spec.text_format.prompt()
