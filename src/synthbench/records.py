@@ -69,6 +69,9 @@ class GenerationSummary(Record):
     price_factor: float = Field(
         default=1.0, description="Price paid per token as a share of the synchronous price (0.5: Batch API)."
     )
+    response_format: dict[str, Any] | None = Field(
+        default=None, description="Structured output: the response_format every request carried; null: none."
+    )
 
 
 # --- train -------------------------------------------------------------------------------------------------------

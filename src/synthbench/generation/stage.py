@@ -28,6 +28,7 @@ from synthbench.generation.modes import build_strategy
 from synthbench.generation.progress import ProgressWatch, Tally, progress_bar
 from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
+from synthbench.generation.structured import response_format
 from synthbench.layout import LAYOUT, Layout
 from synthbench.records import GenerationSummary
 from synthbench.redact import redact_url
@@ -69,6 +70,8 @@ def quality_filter(generate: GenerateParams, spec: TaskSpec) -> QualityFilter:
         max_words=generate.max_words or 3 * spec.prompt.length_words,
         label_names=spec.label_names,
         near_duplicate_threshold=generate.near_duplicate_threshold,
+        text_format=spec.text_format,
+        structured_answers=response_format(spec, generate.endpoint) is not None,
     )
 
 
@@ -174,6 +177,7 @@ def summarise(
         wall_seconds=round(time.perf_counter() - started, 2),
         endpoint_mode=endpoint.mode,
         price_factor=BATCH_DISCOUNT if endpoint.mode == "batch" else 1.0,
+        response_format=plan.response_format,
     )
 
 
