@@ -17,7 +17,7 @@ from tests.test_strategy_contract import SPEC, SPEC_DATA, build, project
 
 from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl
-from synthbench.errors import ConfigError, ShortLabels
+from synthbench.errors import ConfigError, MostlyRejected, ShortLabels
 from synthbench.generation.card import render_card
 from synthbench.generation.client import ChatRequest
 from synthbench.generation.filters import (
@@ -274,18 +274,18 @@ def test_the_new_reasons_reach_the_summary_json_and_the_card(tmp_path: Path) -> 
     assert "| structured output | response_format json_schema" in card
 
 
-def generate_params(tmp_path: Path, base_url: str, journal: str, **fields: Any) -> GenerateParams:
+def generate_params(
+    tmp_path: Path, base_url: str, journal: str, *, structured: bool = True, **fields: Any
+) -> GenerateParams:
     endpoint = EndpointParams(
-        kind="openai", base_url=base_url, model="m", api_key_env=None, structured_output=True
+        kind="openai", base_url=base_url, model="m", api_key_env=None, structured_output=structured
     )
+    settings: dict[str, Any] = {"per_label": 2, "diversity_every": 0, "min_words": 3}
     return GenerateParams(
         endpoint=endpoint,
-        per_label=2,
-        diversity_every=0,
-        min_words=3,
         near_duplicate_threshold=None,
         journal=str(tmp_path / journal),
-        **fields,
+        **{**settings, **fields},
     )
 
 
@@ -320,3 +320,18 @@ def test_generate_round_trip_through_response_format_against_the_test_server(
     assert json.loads(layout.synthetic_summary("gadgets", "zero_shot").read_text())["response_format"][
         "type"
     ] == ("json_schema")
+
+
+def test_a_stage_whose_answers_lack_the_markers_stops_early_pointing_at_structured_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SYNTHBENCH_JOURNAL", raising=False)
+    layout = project(tmp_path)
+    with serve() as server:
+        server.configure(answer_text="The kettle {digest} boils faster than the boiler.")
+        generate = generate_params(tmp_path, server.base_url, "j.sqlite", structured=False, per_label=30)
+        with pytest.raises(MostlyRejected) as excinfo:
+            run_generate("gadgets", "zero_shot", seed=0, generate=generate, spec=MARKED, layout=layout)
+    message = str(excinfo.value)
+    assert "20 of the first 20 answers were rejected, most as format_mismatch (20)" in message
+    assert "set generate.endpoint.structured_output: true" in message
