@@ -126,6 +126,16 @@ class TestEveryStrategy:
         assert len(set(first)) == len(SLOTS)
         assert first != keys(build(mode, root, seed=1))
 
+    def test_a_declared_text_format_is_asked_for_once_in_every_request(self, mode: str, root: Path) -> None:
+        text_format = {"markers": [["<e1>", "</e1>", "the gadget"], ["<e2>", "</e2>", "its maker"]]}
+        spec = parse_task({**SPEC_DATA, "text_format": text_format}, "marked spec")
+        assert spec.text_format is not None
+        strategy = build(mode, root, spec)
+        for slot in SLOTS[:5]:
+            user = strategy.messages(slot, ["an earlier text"])[1]["content"]
+            assert user.count(spec.text_format.prompt()) == 1
+        assert build(mode, root).format_prompt() is None
+
     def test_no_test_text_ever_reaches_a_prompt(self, mode: str, root: Path) -> None:
         strategy = build(mode, root)
         previous = [text for texts in TRAIN.values() for text in texts][:6]

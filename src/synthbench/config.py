@@ -97,6 +97,14 @@ class EndpointParams(_Section):
     batch_poll_s: float = Field(
         default=30.0, gt=0, description="Batch mode: first pause between polls (s); ×1.5 per poll, ≤ 600 s."
     )
+    structured_output: bool = Field(
+        default=False,
+        description="Tasks with a text_format: ask through an OpenAI-compatible response_format (a JSON schema "
+        "whose `text` carries the format as a regex pattern; OpenAI, vLLM and llama-server constrain decoding "
+        'to it) and read the answer back from {"text": ...}; the embedded llama-cpp-python engine gets its own '
+        "dialect (json_object + schema). An answer of another shape is rejected as not_structured_output. "
+        "Other tasks' requests are unchanged.",
+    )
 
     @model_validator(mode="after")
     def _batch_needs_a_batch_api(self) -> EndpointParams:

@@ -74,6 +74,9 @@ class GenerationSummary(Record):
         description="The label-consistency oracle, when on: threshold, folds, its out-of-fold accuracy on the "
         "real train rows (oracle_cv_accuracy), n_real; its rejections are counted as label_inconsistent.",
     )
+    response_format: dict[str, Any] | None = Field(
+        default=None, description="Structured output: the response_format every request carried; null: none."
+    )
 
 
 # --- train -------------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ def render_card(
         f"| strategy | {strategy.name} (prompt id `{summary['prompt_id']}`) |",
         f"| how it prompts | {_cell(strategy.describe())} |",
         f"| sampling | {summary['sampling']} |",
+        f"| structured output | {_structured(summary.get('response_format'))} |",
         f"| seed | {summary['seed']} (per-request seeds derived from it) |",
         f"| rows | {summary['n_rows']} (target {summary['per_label_target']} per label) |",
         f"| accepted per label | {summary['accepted_per_label']} |",
@@ -51,6 +52,13 @@ def render_card(
 def _cell(text: str) -> str:
     """``text`` safe inside a Markdown table cell (a ``|`` would end the cell)."""
     return text.replace("|", "\\|")
+
+
+def _structured(response_format: dict | None) -> str:
+    if response_format is None:
+        return "off"
+    kind = response_format.get("type")
+    return f"response_format {kind}: `text` constrained to the task's text_format pattern"
 
 
 def _price_note(summary: dict) -> str:

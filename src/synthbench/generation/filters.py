@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datasketch import MinHash, MinHashLSH
 
 from synthbench.data.text import text_key
+from synthbench.generation.structured import text_of_answer
+from synthbench.tasks.textformat import TextFormat, format_problem
 
 REJECT_EMPTY = "empty"
 REJECT_TOO_SHORT = "too_short"
@@ -28,6 +30,10 @@ REJECT_NEAR_DUPLICATE = "near_duplicate"
 REJECT_STRUCTURED = "structured_or_label_echo"  # JSON/dict answers (they carry the label) or a bare label
 REJECT_INVALID_TEXT = "invalid_text"  # lone surrogates or control characters: not writable as UTF-8 JSONL
 REJECT_UNUSABLE = "unusable_answer"  # a 200 without a usable completion (journaled so it is not repaid)
+REJECT_FORMAT = (
+    "format_mismatch"  # lacks the task's declared text_format (markers missing, doubled, misordered)
+)
+REJECT_NOT_STRUCTURED = "not_structured_output"  # structured output asked for, answer not {"text": "..."}
 
 # Fixed so that the same texts always get the same signatures, hence the same accept/reject decisions.
 MINHASH_NUM_PERM = 128  # estimate's standard error ≈ sqrt(J(1 - J) / 128): ≈ 0.035 at J = 0.8
@@ -55,17 +61,23 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _STRUCTURED_KEY = re.compile(r"""["'](?:label|class|category|sentiment|text|output)["']\s*:""", re.I)
 
 
-def is_structured(text: str, label_names: Iterable[str] = ()) -> bool:
+def is_structured(text: str, label_names: Iterable[str] = (), markers: Iterable[str] = ()) -> bool:
     """Whether ``text`` is a structured answer rather than prose: JSON (an object or array), a dict-like
-    ``"label": "…"`` pair, or nothing but a label name (a label echo)."""
+    ``"label": "…"`` pair, or nothing but a label name (a label echo). ``markers``: the task's text-format
+    markers, which are prose here however bracketed (``[E1]Paris[/E1] … [E2]France[/E2]`` is not JSON)."""
     stripped = text.strip().strip("`").removeprefix("json").strip()
     if stripped[:1] and stripped[0] in "{[":
         try:
             json.loads(stripped)
             return True
         except ValueError:
-            if stripped[-1:] in "}]":
-                return True
+            pass
+    unmarked = stripped
+    for marker in markers:
+        unmarked = unmarked.replace(marker, " ")
+    unmarked = unmarked.strip()
+    if unmarked[:1] and unmarked[0] in "{[" and unmarked[-1:] in "}]":
+        return True  # broken JSON still carries its label
     if _STRUCTURED_KEY.search(stripped):
         return True
     bare = normalise_for_dedupe(stripped)
@@ -121,12 +133,18 @@ class QualityFilter:
     already accepted text (→ ``near_duplicate``) or with one of the real texts the call showed (few-shot
     examples, grounding texts: → ``copied_example``) is at least this. ``None`` keeps exact (normalised)
     duplicates only.
+
+    ``text_format``: the task's declared structure; a text without it is rejected as ``format_mismatch``.
+    ``structured_answers``: answers are ``{"text": "..."}`` (the endpoint was given a ``response_format``): each
+    is read back to its text first, and one of any other shape is rejected as ``not_structured_output``.
     """
 
     min_words: int
     max_words: int | None
     label_names: list[str] = field(default_factory=list)
     near_duplicate_threshold: float | None = 0.8
+    text_format: TextFormat | None = None
+    structured_answers: bool = False
     _seen: set[str] = field(default_factory=set)
     _lsh: MinHashLSH | None = field(default=None, init=False, repr=False)
     _signatures: list[MinHash] = field(default_factory=list, init=False, repr=False)  # LSH key = position
@@ -143,6 +161,11 @@ class QualityFilter:
         # regenerates num_perm random permutations, which would dominate the per-text cost.
         self._empty = MinHash(num_perm=MINHASH_NUM_PERM, seed=MINHASH_SEED)
         self._lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_NUM_PERM, weights=_LSH_WEIGHTS)
+
+    @property
+    def _markers(self) -> list[str]:
+        pairs = self.text_format.markers if self.text_format is not None else []
+        return [marker for pair in pairs for marker in (pair.open, pair.close)]
 
     def signature(self, normalised: str) -> MinHash:
         """MinHash of a normalised text's word 3-grams (same seed and permutations for every text)."""
@@ -161,19 +184,26 @@ class QualityFilter:
 
     def precheck(self, raw_text: str, *, finish_reason: str | None = None) -> tuple[str | None, str | None]:
         """The checks of one answer on its own (no memory of other texts): (cleaned text, None), or (None,
-        reason) for an unusable, invalid, structured, empty, refusal, too short or too long answer. Pure: the
-        progress line runs it on each answer as it arrives."""
+        reason) for an unusable, not structured (when asked), invalid, structured, empty, refusal, format
+        mismatch, too short or too long answer. Pure: the progress line runs it on each answer as it arrives."""
         if finish_reason is not None and finish_reason.startswith("unusable:"):
             return None, REJECT_UNUSABLE
+        if self.structured_answers:
+            unwrapped = text_of_answer(raw_text)
+            if unwrapped is None:
+                return None, REJECT_NOT_STRUCTURED
+            raw_text = unwrapped
         if _CONTROL.search(raw_text):
             return None, REJECT_INVALID_TEXT
-        if is_structured(raw_text, self.label_names):
+        if is_structured(raw_text, self.label_names, self._markers):
             return None, REJECT_STRUCTURED
         text = clean_text(raw_text, self.label_names)
         if not text:
             return None, REJECT_EMPTY
         if _REFUSAL.search(text):
             return None, REJECT_REFUSAL
+        if self.text_format is not None and format_problem(text, self.text_format) is not None:
+            return None, REJECT_FORMAT
         n_words = len(text.split())
         if n_words < self.min_words:
             return None, REJECT_TOO_SHORT

@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from synthbench.errors import MostlyRejected
 from synthbench.generation.filters import (
     REJECT_EMPTY,
+    REJECT_FORMAT,
     REJECT_INVALID_TEXT,
+    REJECT_NOT_STRUCTURED,
     REJECT_REFUSAL,
     REJECT_STRUCTURED,
     REJECT_TOO_LONG,
@@ -42,6 +44,10 @@ FIXES = {
     REJECT_EMPTY: "check generate.max_tokens and the model (it answered nothing usable)",
     REJECT_UNUSABLE: "check the endpoint and generate.endpoint.model (its answers carry no completion)",
     REJECT_INVALID_TEXT: "check the model and its sampling params (its answers hold control characters)",
+    REJECT_FORMAT: "set generate.endpoint.structured_output: true (an endpoint that honours response_format then "
+    "writes the markers), or reword text_format.instruction in the task spec",
+    REJECT_NOT_STRUCTURED: "the endpoint ignores response_format json_schema, or its JSON was cut short (raise "
+    "generate.max_tokens); else set generate.endpoint.structured_output: false",
 }
 
 

@@ -26,6 +26,7 @@ from synthbench.generation.journal import Completion
 from synthbench.generation.progress import ProgressWatch
 from synthbench.generation.requests import OnResult
 from synthbench.generation.strategies import GenerationStrategy, SampleSlot, request_key
+from synthbench.generation.structured import JSON_OVERHEAD_TOKENS, response_format
 from synthbench.tasks.spec import TaskSpec
 
 MAX_ROUND = 1024  # requests per label per round
@@ -44,6 +45,7 @@ class Plan:
     per_label: int
     attempt_cap: int  # requests per label before giving up on it
     round_size: int
+    response_format: dict[str, Any] | None = None  # structured output: sent with (and keying) every request
 
     @classmethod
     def build(
@@ -58,11 +60,14 @@ class Plan:
         batch: bool = False,
     ) -> Plan:
         length = spec.prompt.length_words
-        # ~1.3 tokens per English word; small models overrun word limits, so the token cap bounds cost.
+        structured = response_format(spec, generate.endpoint)
+        # ~1.3 tokens per English word; small models overrun word limits, so the token cap bounds cost. A JSON
+        # answer spends a few more on its wrapper: cut short, it would not parse.
+        default_tokens = math.ceil(1.5 * length) + (JSON_OVERHEAD_TOKENS if structured is not None else 0)
         sampling = {
             "temperature": generate.temperature,
             "top_p": generate.top_p,
-            "max_tokens": generate.max_tokens or math.ceil(1.5 * length),
+            "max_tokens": generate.max_tokens or default_tokens,
         }
         every = generate.diversity_every
         return cls(
@@ -75,12 +80,18 @@ class Plan:
             generate.per_label,
             math.ceil(generate.per_label * generate.max_attempts_factor),
             generate.per_label if batch else min(every if every > 0 else generate.per_label, MAX_ROUND),
+            structured,
         )
 
     def request(self, slot: SampleSlot, previous: list[str]) -> ChatRequest:
         messages = self.strategy.messages(slot, previous)
         sampling = {**self.sampling, "seed": self.strategy.request_seed(slot)}
-        key = request_key(self.task, self.mode, slot, self.model_id, sampling, messages)
+        key = request_key(self.task, self.mode, slot, self.model_id, sampling, messages, self.response_format)
+        params = (
+            sampling
+            if self.response_format is None
+            else {**sampling, "response_format": self.response_format}
+        )
         meta = {
             "task": self.task,
             "mode": self.mode,
@@ -88,7 +99,7 @@ class Plan:
             "index": slot.index,
             "model": self.model_id,
         }
-        return ChatRequest(key=key, messages=messages, params=sampling, meta=meta)
+        return ChatRequest(key=key, messages=messages, params=params, meta=meta)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from synthbench.generation.modes import build_strategy
 from synthbench.generation.progress import ProgressWatch, Tally, progress_bar
 from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
+from synthbench.generation.structured import response_format
 from synthbench.layout import LAYOUT, Layout
 from synthbench.records import GenerationSummary
 from synthbench.redact import redact_url
@@ -72,6 +73,8 @@ def quality_filter(generate: GenerateParams, spec: TaskSpec) -> QualityFilter:
         max_words=generate.max_words or 3 * spec.prompt.length_words,
         label_names=spec.label_names,
         near_duplicate_threshold=generate.near_duplicate_threshold,
+        text_format=spec.text_format,
+        structured_answers=response_format(spec, generate.endpoint) is not None,
     )
 
 
@@ -198,6 +201,7 @@ def summarise(
         endpoint_mode=endpoint.mode,
         price_factor=BATCH_DISCOUNT if endpoint.mode == "batch" else 1.0,
         label_consistency=consistency.describe() if consistency else None,
+        response_format=plan.response_format,
     )
 
 

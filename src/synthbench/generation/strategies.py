@@ -33,20 +33,23 @@ def request_key(
     model: str,
     sampling: Mapping[str, object],
     messages: list[Message],
+    response_format: Mapping[str, Any] | None = None,
 ) -> str:
     """Journal key of one request: a content address of everything that determines its answer. Identical
-    prompts at different sample indices are different keys (they are meant to give different texts)."""
-    return stable_hash(
-        {
-            "task": task,
-            "mode": mode,
-            "label": slot.label,
-            "index": slot.index,
-            "model": model,
-            "sampling": dict(sampling),
-            "messages": messages,
-        }
-    )
+    prompts at different sample indices are different keys (they are meant to give different texts), and so
+    are a request with and without a ``response_format`` (constrained decoding answers differently)."""
+    fields: dict[str, Any] = {
+        "task": task,
+        "mode": mode,
+        "label": slot.label,
+        "index": slot.index,
+        "model": model,
+        "sampling": dict(sampling),
+        "messages": messages,
+    }
+    if response_format is not None:  # absent, not null: keys of unconstrained requests stay what they were
+        fields["response_format"] = dict(response_format)
+    return stable_hash(fields)
 
 
 def derive_seed(*parts: object) -> int:
@@ -168,10 +171,21 @@ class GenerationStrategy(ABC):
         """Extra JSON-able fields the request's accepted row carries (beyond mode, model, prompt id, seed, index)."""
         return {}
 
+    def format_prompt(self) -> str | None:
+        """The task's declared text format as an instruction (None when it declares none): every strategy
+        asks for the same structure, worded once in the task spec."""
+        text_format = self.spec.text_format
+        return text_format.prompt() if text_format is not None else None
+
     def messages(self, slot: SampleSlot, previous: Sequence[str] = ()) -> list[Message]:
-        """[system, user]: the context prompt, then the strategy's text, the generation prompt and (from the
-        second round) the diversity prompt."""
-        pieces = (self.extra_prompt(slot), self.generation_prompt(slot), self.closing_prompt(slot))
+        """[system, user]: the context prompt, then the strategy's text, the generation prompt, the text-format
+        instruction and (from the second round) the diversity prompt."""
+        pieces = (
+            self.extra_prompt(slot),
+            self.generation_prompt(slot),
+            self.format_prompt(),
+            self.closing_prompt(slot),
+        )
         parts = [p for p in pieces if p]
         diversity = self.diversity_prompt(slot, previous)
         if diversity:
@@ -188,9 +202,13 @@ class GenerationStrategy(ABC):
     def template_id(self) -> str:
         """Hash of every template piece this strategy uses: the ``prompt id`` in provenance."""
         dump = self.spec.prompt.model_dump()
-        return stable_hash(
-            {"strategy": self.name, "prompt": {key: dump[key] for key in self.prompt_fields}}, length=12
-        )
+        pieces: dict[str, Any] = {
+            "strategy": self.name,
+            "prompt": {key: dump[key] for key in self.prompt_fields},
+        }
+        if self.spec.text_format is not None:  # only then: ids of tasks without a format stay what they were
+            pieces["text_format"] = self.spec.text_format.model_dump()
+        return stable_hash(pieces, length=12)
 
 
 class ZeroShot(GenerationStrategy):

@@ -1,8 +1,8 @@
 """TaskSpec: everything synthbench knows about a classification task, as data (built-in YAML or a user's).
 
 A task is its label names (with one-line descriptions), where its real data comes from, the pieces of its
-generation prompt, and its subjectivity level. Label names travel as strings everywhere (as HF ``ClassLabel``
-names do), never as integer conventions.
+generation prompt, its subjectivity level, and (optionally) the structure its texts carry (``text_format``).
+Label names travel as strings everywhere (as HF ``ClassLabel`` names do), never as integer conventions.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from synthbench.schema import StrictModel
+from synthbench.tasks.textformat import TextFormat
 
 
 class _Strict(StrictModel):
@@ -131,6 +132,12 @@ class TaskSpec(_Strict):
     source: SourceSpec
     prompt: PromptSpec
     subjectivity: int = Field(ge=1, le=5, description="1 = most objective … 5 = most subjective (stars).")
+    text_format: TextFormat | None = Field(
+        default=None,
+        description="Structure every text carries (marker pairs such as <e1>...</e1>): the prompt asks for it, "
+        "the quality filter rejects texts without it (format_mismatch), and generate.endpoint.structured_output "
+        "has the endpoint enforce it.",
+    )
 
     @field_validator("labels")
     @classmethod

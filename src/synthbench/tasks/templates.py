@@ -18,6 +18,7 @@ TEMPLATE_FIELDS: dict[str, tuple[str, ...]] = {
     "prompt.grounded": ("label_instruction", "label", "examples"),
     "prompt.attributed": ("label_instruction", "label", "attributes"),
     "prompt.targeted": ("label_instruction", "label", "example", "difficulty"),
+    "text_format.instruction": ("markers",),
 }
 
 _FIX = "write a literal brace as {{ or }}"
@@ -87,3 +88,5 @@ def check_task_templates(spec: Any) -> None:
             {**common, "example": "a real text", "difficulty": "a classifier was unsure of it"},
         )
     render("prompt.diversity", prompt.diversity, {"previous": "- an earlier text"})
+    if spec.text_format is not None:
+        spec.text_format.prompt()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +35,8 @@ class ServerConfig:
     model: str | None = None  # model name to report; None = echo the request's
     batch_polls: int = 1  # GET /v1/batches/{id} calls before a batch completes
     batch_fail_ids: list[str] = field(default_factory=list)  # custom_ids that fail once, in the next batch
-    answer_text: str | None = None  # every answer's content (e.g. JSON carrying the label, a lone surrogate)
+    answer_text: str | None = None  # every answer's text ('{digest}' → the request's); e.g. JSON with a label
+    honour_response_format: bool = True  # answer a json_schema response_format as JSON; False: ignore it
 
     def update(self, fields: dict[str, Any]) -> None:
         names = {f.name for f in dataclasses.fields(self)}
@@ -98,6 +100,47 @@ def chat_completion(
             "total_tokens": prompt_tokens + len(words),
         },
     }
+
+
+def response_format_error(body: dict[str, Any]) -> str | None:
+    """Why ``body``'s ``response_format`` would get a 400 from OpenAI, or None. Also accepted: llama-cpp-python's
+    ``{"type": "json_object", "schema": {...}}``."""
+    fmt = body.get("response_format")
+    if fmt is None:
+        return None
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("text", "json_object", "json_schema"):
+        return "Invalid value for 'response_format.type'"
+    spec = fmt.get("json_schema")
+    if fmt["type"] == "json_schema" and not (
+        isinstance(spec, dict)
+        and re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", str(spec.get("name", "")))
+        and isinstance(spec.get("schema"), dict)
+    ):
+        return "Invalid 'response_format.json_schema': needs a name (a-z, A-Z, 0-9, _, -) and a schema"
+    return None
+
+
+def answer_content(
+    body: dict[str, Any], config: ServerConfig, fingerprint: str, default: str
+) -> tuple[str, bool | None]:
+    """The content answering ``body``: ``config.answer_text`` (else ``default``), as ``{"<property>": text}``
+    JSON when the request carries a JSON schema with a string property (as a constraining server would answer),
+    and whether that text matches the property's ``pattern`` (None: no pattern checked)."""
+    text = default if config.answer_text is None else config.answer_text.replace("{digest}", fingerprint[:12])
+    fmt = body.get("response_format") or {}
+    schema = (
+        (fmt.get("json_schema") or {}).get("schema")
+        if fmt.get("type") == "json_schema"
+        else fmt.get("schema")
+    )
+    if not config.honour_response_format or not isinstance(schema, dict):
+        return text, None
+    strings = [(k, v) for k, v in (schema.get("properties") or {}).items() if v.get("type") == "string"]
+    if not strings:
+        return text, None
+    name, prop = strings[0]
+    matched = None if "pattern" not in prop else re.search(prop["pattern"], text) is not None
+    return json.dumps({name: text}), matched
 
 
 def _error(message: str, kind: str, code: str | None = None) -> dict[str, Any]:

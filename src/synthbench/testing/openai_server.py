@@ -53,8 +53,10 @@ from synthbench.testing.openai_answers import (
     ServerConfig,
     _error,
     _json,
+    answer_content,
     chat_completion,
     request_fingerprint,
+    response_format_error,
 )
 from synthbench.testing.openai_batches import BatchRoutes
 
@@ -97,6 +99,8 @@ class OpenAITestServer(BatchRoutes):
         self.batch_lines_failed = 0
         self.arrivals: list[float] = []
         self.bearer_tokens: set[str] = set()
+        self.structured_answers = 0  # answers to a schema with a pattern
+        self.pattern_mismatches = 0
         self._rng = random.Random(self.config.seed)
 
     def stats(self) -> dict[str, Any]:
@@ -114,6 +118,8 @@ class OpenAITestServer(BatchRoutes):
             "files": len(self.files),
             "batch_polls": sum(int(batch["_polls"]) for batch in self.batches.values()),
             "arrivals": list(self.arrivals),
+            "structured_answers": self.structured_answers,
+            "pattern_mismatches": self.pattern_mismatches,
             "cpu_s": time.process_time(),  # this process's CPU seconds (server + whatever shares it)
         }
 
@@ -181,6 +187,9 @@ class OpenAITestServer(BatchRoutes):
             return _json(
                 400, _error("We could not parse the JSON body of your request", "invalid_request_error")
             )
+        invalid = response_format_error(body)
+        if invalid is not None:
+            return _json(400, _error(invalid, "invalid_request_error"))
         fault = self._pick_fault(number)
         if fault is not None:
             self.faults_injected[fault] = self.faults_injected.get(fault, 0) + 1
@@ -202,8 +211,10 @@ class OpenAITestServer(BatchRoutes):
                 self.in_service -= 1
         fingerprint = request_fingerprint(body)
         answer = chat_completion(body, number=number, model=cfg.model, fingerprint=fingerprint)
-        if cfg.answer_text is not None:
-            answer["choices"][0]["message"]["content"] = cfg.answer_text
+        message = answer["choices"][0]["message"]
+        message["content"], matched = answer_content(body, cfg, fingerprint, message["content"])
+        self.structured_answers += matched is not None
+        self.pattern_mismatches += matched is False  # a constraining server could not have answered this
         self._count_answer(fingerprint)  # computed: billed whether or not the client still listens
         return _json(200, answer)
 
