@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from synthbench.conditions import GENERATION_MODES
 from synthbench.config import load_params
 from synthbench.errors import ConfigError
 
@@ -90,6 +91,22 @@ def test_paper_profile_validates_with_mixes_curve_and_seeds() -> None:
     assert len(params.tasks) == 10 and params.mixes == ["zero_shot", "few_shot"]
     assert set(params.conditions) == set(params.expected_conditions)
     assert "real_n1000" in params.conditions and len(params.train.seed_list) == 3
+
+
+def test_strategies_profile_validates_with_every_mode_and_the_targeted_mix() -> None:
+    params = load_params(REPO_PARAMS.parent / "profiles" / "strategies.yaml")
+    assert params.modes == list(GENERATION_MODES) and params.mixes == ["targeted"]
+    assert set(params.conditions) == set(params.expected_conditions)
+    assert (
+        {"tweet_irony", "sarcasm_news", "humor_speech"}
+        <= set(params.tasks)
+        <= set(params.local_sources)
+        | {
+            "bbc_news",
+            "rotten_tomatoes",
+        }
+    )
+    assert params.train.seed_list == [0, 1, 2]
 
 
 def test_a_mode_typo_names_params_modes_and_every_valid_mode(tmp_path: Path) -> None:
