@@ -35,6 +35,13 @@ def synthetic_rows(mode: str, n_fresh: int = 12, n_rotten: int = 12) -> list[dic
             }
             if index == 0:
                 row["oracle_label"], row["oracle_confidence"] = label, 0.875
+            if mode == "attributed":  # what GenerationStrategy.provenance adds
+                row["attributes"] = {"tone": ["dry", "gushing"][index % 2], "length": "short"}
+            if mode == "targeted":
+                row["target"] = {
+                    "hard_example": index % 3,
+                    "misread_as": "rotten" if label == "fresh" else "fresh",
+                }
             rows.append(row)
     return rows
 

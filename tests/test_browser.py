@@ -143,6 +143,31 @@ def test_review_page_from_the_keyboard_persists_across_a_reload(page: Any, revie
     assert page.locator(".row.focused").get_attribute("data-index") == "4"  # the first unreviewed row
 
 
+def test_the_review_page_shows_what_the_strategy_asked_each_row_for(page: Any, tmp_path: Path) -> None:
+    modes = ("zero_shot", "attributed", "targeted")
+    layout = write_project(tmp_path, modes=modes)
+    for mode, expected in (
+        ("attributed", {"asked for: tone: dry · length: short", "asked for: tone: gushing · length: short"}),
+        ("targeted", {"which a quick classifier read as rotten", "which a quick classifier read as fresh"}),
+    ):
+        server = ReviewServer(open_session(TASK, mode, params(tmp_path, modes), layout, n=6))
+        server.start_background()
+        try:
+            page.goto(server.url)
+            page.wait_for_selector("body[data-ready='yes']")
+            asked = page.locator(".row .asked").all_inner_texts()
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert len(asked) == 6, asked
+        if mode == "attributed":
+            assert set(asked) == expected
+        else:
+            assert {text.split(", ")[-1] for text in asked} == expected
+            assert all(text.startswith("asked to work around hard real example #") for text in asked)
+    assert page.errors == []
+
+
 def test_fifty_rows_reviewed_from_the_keyboard_alone(page: Any, tmp_path: Path) -> None:
     layout = write_project(tmp_path, per_label=30)
     server = ReviewServer(

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from tests.fake_hub import fake_hub
 from tests.review_fixtures import LABELS, MODEL, params, synthetic_rows, write_project
 from tests.test_training_data import TASK
@@ -43,11 +44,13 @@ def test_export_reloads_with_classlabel_features_provenance_and_card(tmp_path: P
         "generated_label",
         "review_verdict",
         "content_hash",
+        "mode",
         "model",
         "prompt_id",
         "seed",
         "sample_index",
         "request_key",
+        "strategy_provenance",
     }
     by_text = {row["text"]: row for row in train}
     assert rows[1]["text"] not in by_text and rows[13]["text"] not in by_text
@@ -59,6 +62,9 @@ def test_export_reloads_with_classlabel_features_provenance_and_card(tmp_path: P
         and by_text[rows[5]["text"]]["review_verdict"] == ""
     )
     assert by_text[rows[5]["text"]]["request_key"] == rows[5]["request_key"]
+    assert {row["mode"] for row in train} == {"few_shot"} and {
+        row["strategy_provenance"] for row in train
+    } == {""}
     assert by_text[rows[5]["text"]]["content_hash"] == content_hash(rows[5]["text"])
     card = (layout.export(TASK, "few_shot") / "README.md").read_text()
     assert card.startswith("---\nlicense: other\n") and "- text-classification" in card
@@ -130,3 +136,17 @@ def test_export_without_a_hub_is_one_error_line(tmp_path: Path, cli) -> None:
     )
     assert done.returncode == 3 and done.stderr.startswith("error: push to the hub repo 'tester/x' failed")
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("mode, field", [("attributed", "attributes"), ("targeted", "target")])
+def test_export_keeps_what_the_strategy_asked_for_as_json(tmp_path: Path, mode: str, field: str) -> None:
+    from datasets import load_from_disk
+
+    layout = write_project(tmp_path, modes=("zero_shot", mode))
+    rows = {row["text"]: row for row in synthetic_rows(mode)}
+    export_dataset(TASK, mode, params(tmp_path, ("zero_shot", mode)), layout)
+    train = load_from_disk(str(layout.export(TASK, mode)))["train"]
+    assert train.num_rows == len(rows)
+    for exported in train:
+        assert json.loads(exported["strategy_provenance"]) == {field: rows[exported["text"]][field]}
+        assert exported["mode"] == mode

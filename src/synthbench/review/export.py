@@ -4,9 +4,11 @@ The ``train`` split holds exactly the synthetic rows a ``<mode>`` training would
 rows a reviewer rejected are left out and relabelled rows carry their new label. Features: ``text``, ``label``
 (``ClassLabel`` with the task's label names, in the task spec's order) and provenance columns — ``generated_label``
 (the label the row was generated for), ``review_verdict`` (empty when not reviewed), ``content_hash`` (the
-review file's key), ``model``, ``prompt_id``, ``seed``, ``sample_index`` and ``request_key`` (the journal key of
-the answer). The card (``README.md`` beside the data, and the hub repo's README) is built from the generation
-summary and provenance card: model, prompt, sampling, cost, filter rejections, review stats and a licence note.
+review file's key), ``mode``, ``model``, ``prompt_id``, ``seed``, ``sample_index``, ``request_key`` (the journal key
+of the answer) and ``strategy_provenance`` (what the strategy asked for, as a JSON object string: an attributed
+row's ``attributes``, a targeted row's ``target``; empty for the paper's modes). The card (``README.md`` beside
+the data, and the hub repo's README) is built from the generation summary and provenance card: model, prompt,
+sampling, cost, filter rejections, review stats and a licence note.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from synthbench.tasks import load_task
 
 CARD_NAME = "README.md"
 _PROVENANCE_INT = ("seed", "sample_index")
-_PROVENANCE_STR = ("model", "prompt_id", "request_key")
+_PROVENANCE_STR = ("mode", "model", "prompt_id", "request_key")
+# Row fields a strategy adds (GenerationStrategy.provenance): one JSON string column, since their shape varies.
+STRATEGY_FIELDS = ("attributes", "target")
+
+
+def strategy_provenance(row: dict[str, Any]) -> str:
+    """The row's strategy fields as a JSON object string (keys sorted), or "" when it has none."""
+    fields = {name: row[name] for name in STRATEGY_FIELDS if name in row}
+    return json.dumps(fields, sort_keys=True, ensure_ascii=False) if fields else ""
 
 
 def reviewed_records(rows: list[dict[str, Any]], decisions: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,6 +66,7 @@ def reviewed_records(rows: list[dict[str, Any]], decisions: dict[str, Any]) -> l
                     name: int(row[name]) if isinstance(row.get(name), int) else -1 for name in _PROVENANCE_INT
                 },
                 **{name: str(row.get(name) or "") for name in _PROVENANCE_STR},
+                "strategy_provenance": strategy_provenance(row),
             }
         )
     return out
@@ -74,6 +85,7 @@ def build_dataset(records: list[dict[str, Any]], labels: list[str]) -> Any:
             "content_hash": Value("string"),
             **{name: Value("int64") for name in _PROVENANCE_INT},
             **{name: Value("string") for name in _PROVENANCE_STR},
+            "strategy_provenance": Value("string"),
         }
     )
     columns = {name: [record[name] for record in records] for name in features}

@@ -92,7 +92,7 @@ def _oracle(row: dict[str, Any]) -> tuple[str | None, float | None]:
     )
 
 
-_PROVENANCE = ("mode", "model", "prompt_id", "seed", "sample_index", "request_key", "attributes")
+_PROVENANCE = ("mode", "model", "prompt_id", "seed", "sample_index", "request_key", "attributes", "target")
 
 
 def review_rows(
