@@ -168,6 +168,11 @@ class GenerateParams(_Section):
         "train split, cross-fitted) reads another label than the intended one with at least this probability; "
         "null = off.",
     )
+    propose_attributes: bool = Field(
+        default=False,
+        description="Attributed mode, for a task spec without prompt.attributes: ask the model once (journaled) "
+        "for attribute dimensions and values; false: the built-in defaults.",
+    )
     label_consistency_folds: int = Field(
         default=5, ge=2, le=20, description="Folds of the cross-fitted label-consistency oracle."
     )

@@ -74,6 +74,11 @@ class GenerationSummary(Record):
         description="The label-consistency oracle, when on: threshold, folds, its out-of-fold accuracy on the "
         "real train rows (oracle_cv_accuracy), n_real; its rejections are counted as label_inconsistent.",
     )
+    attribute_proposal: dict[str, Any] | None = Field(
+        default=None,
+        description="Attributed mode with generate.propose_attributes: the model's proposal (journal key, model, "
+        "attributes or null when unusable, a note); null when not asked.",
+    )
     response_format: dict[str, Any] | None = Field(
         default=None, description="Structured output: the response_format every request carried; null: none."
     )

@@ -33,6 +33,7 @@ def render_card(
         f"| short labels | {summary['short_labels'] or 'none'} |",
         f"| rejected by reason | {summary['rejected'] or 'none'} |",
         f"| label consistency | {_consistency_note(summary.get('label_consistency'))} |",
+        *_proposal_rows(summary.get("attribute_proposal")),
         f"| calls made / answered from journal | {client.get('calls_made', '?')} / {client.get('cached', '?')} |",
         f"| tokens in / out | {client.get('prompt_tokens', '?')} / {client.get('completion_tokens', '?')} |",
         f"| cost (USD) | {client.get('cost_usd', 0.0)}{_price_note(summary)} |",
@@ -75,3 +76,10 @@ def _consistency_note(oracle: dict | None) -> str:
         f"{oracle['oracle_cv_accuracy']:.1%} on {oracle['n_real']} real train rows) rejects a text it reads as "
         f"another label with p ≥ {oracle['threshold']:g}"
     )
+
+
+def _proposal_rows(proposal: dict | None) -> list[str]:
+    if not proposal:
+        return []
+    shown = proposal["attributes"] or "built-in defaults"
+    return [f"| attribute proposal | {_cell(proposal['note'])}: {_cell(str(shown))} |"]

@@ -12,11 +12,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
 from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl, write_jsonl, write_text
 from synthbench.errors import ShortLabels
+from synthbench.generation.attributed import Attributed
 from synthbench.generation.batch import BATCH_DISCOUNT
 from synthbench.generation.batch_runner import BatchRunner
 from synthbench.generation.card import render_card
@@ -28,7 +30,8 @@ from synthbench.generation.journal import Journal
 from synthbench.generation.llama_build import ensure_built
 from synthbench.generation.modes import build_strategy
 from synthbench.generation.progress import ProgressWatch, Tally, progress_bar
-from synthbench.generation.rounds import Outcome, Plan, collect
+from synthbench.generation.proposal import Proposal, propose_attributes, with_attributes
+from synthbench.generation.rounds import Answerer, Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
 from synthbench.generation.structured import response_format
 from synthbench.layout import LAYOUT, Layout
@@ -52,12 +55,17 @@ def run_generate(
         Journal(journal_path(generate.journal, layout.root)) as journal,
     ):
         client = answerer(generate, endpoint_config(generate, base_url), journal)
+        spec, proposal = attributes_spec(mode, spec, generate, client, plan.model_id, seed)
+        if proposal is not None:  # the proposal is part of the prompts: rebuild with it
+            strategy = build_strategy(mode, spec, seed, generate, layout.real(task, "train"))
+            plan = Plan.build(task, mode, spec, strategy, plan.model_id, generate, batch=batch)
         target = plan.per_label * len(spec.label_names)
         with progress_bar(f"{task}/{mode} accepted", target) as show:
             tally = Tally(target, plan.attempt_cap * len(spec.label_names), time.monotonic())
             watch = ProgressWatch(f"{task}/{mode}", tally, quality, show, early_stop=not generate.allow_short)
             outcome = collect(plan, client, quality, watch, consistency=consistency)
     summary = summarise(plan, outcome, client.stats.as_dict(), seed, generate.endpoint, started, consistency)
+    summary.attribute_proposal = proposal.as_dict() if proposal else None
     check_complete(summary, outcome, allow_short=generate.allow_short)  # before anything is written
     write_jsonl(layout.synthetic(task, mode), outcome.rows)
     summary.write(layout.synthetic_summary(task, mode))
@@ -76,6 +84,26 @@ def quality_filter(generate: GenerateParams, spec: TaskSpec) -> QualityFilter:
         text_format=spec.text_format,
         structured_answers=response_format(spec, generate.endpoint) is not None,
     )
+
+
+def attributes_spec(
+    mode: str, spec: TaskSpec, generate: GenerateParams, client: Answerer, model_id: str, seed: int
+) -> tuple[TaskSpec, Proposal | None]:
+    """The spec the mode generates from: for the attributed mode with ``generate.propose_attributes`` and a spec
+    without ``prompt.attributes``, the spec with the model's proposed attributes (asked once, journaled; the
+    defaults when unusable) and the proposal; otherwise ``spec`` unchanged and None."""
+    if mode != Attributed.name or not generate.propose_attributes or spec.prompt.attributes:
+        return spec, None
+    proposal = propose_attributes(spec, client, model_id, proposal_sampling(generate, seed))
+    if proposal.attributes is None:
+        print(f"generate {spec.name}/{mode}: {proposal.note}", file=sys.stderr, flush=True)
+        return spec, proposal
+    return with_attributes(spec, proposal.attributes), proposal
+
+
+def proposal_sampling(generate: GenerateParams, seed: int) -> dict[str, Any]:
+    """Sampling of the attribute proposal request (part of its journal key)."""
+    return {"temperature": generate.temperature, "top_p": generate.top_p, "seed": seed}
 
 
 def label_consistency(

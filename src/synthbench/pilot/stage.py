@@ -29,6 +29,7 @@ from synthbench.generation.journal import Completion, Journal
 from synthbench.generation.modes import build_strategy
 from synthbench.generation.rounds import Outcome, Plan, collect
 from synthbench.generation.stage import (
+    attributes_spec,
     endpoint_config,
     label_consistency,
     model_identity,
@@ -198,17 +199,21 @@ def generate_pilot(
         Journal(journal_path(generate.journal, layout.root)) as journal,
     ):
         for mode in modes:
-            strategy = build_strategy(mode, spec, seed, generate, layout.real(task, "train"))
+            client = ChatClient(endpoint_config(generate, base_url), journal)
+            # the full run's attributes (a proposal is journaled: asked once for both)
+            mode_spec, _ = attributes_spec(
+                mode, spec, generate, client, model_identity(generate.endpoint), seed
+            )
+            strategy = build_strategy(mode, mode_spec, seed, generate, layout.real(task, "train"))
             batch = generate.endpoint.mode == "batch"
             plan = Plan.build(
-                task, mode, spec, strategy, model_identity(generate.endpoint), generate, batch=batch
+                task, mode, mode_spec, strategy, model_identity(generate.endpoint), generate, batch=batch
             )
             if (
                 batch
             ):  # the Batch API's first batch quotes nothing: its first n indices per label are the pilot's
                 plan.round_size = min(plan.round_size, n)
             cap = math.ceil(n * generate.max_attempts_factor)
-            client = ChatClient(endpoint_config(generate, base_url), journal)
             recording = Recording(client)
             started = time.perf_counter()
             outcome = collect(
