@@ -98,8 +98,13 @@ def test_stage_file_deps_are_the_layouts_paths(stages: dict) -> None:
             layout.real("t2", "train"),
             layout.real("t2", "test"),
             layout.synthetic("t2", "few_shot"),
+            layout.synthetic_summary("t2", "few_shot"),  # its generation cost goes to MLflow
         )
     ) <= set(mix)
+    assert (
+        layout.synthetic_summary("t1", "zero_shot").as_posix()
+        in stages["train_synthetic@t1-zero_shot-b1"]["deps"]
+    )
     assert layout.task_spec("t2").as_posix() not in mix  # a prompt edit must not retrain
     evaluate = stages["evaluate@t1-real_n8-b1"]["deps"]
     assert {layout.model("t1", "real_n8", "b1").as_posix(), layout.real("t1", "test").as_posix()} <= set(

@@ -19,6 +19,7 @@ from synthbench.data.io import file_md5
 from synthbench.errors import ConfigError
 from synthbench.evaluation.compare import compare_conditions
 from synthbench.layout import Layout
+from synthbench.records import GenerationSummary
 from synthbench.stats import seed_summary
 
 pytestmark = pytest.mark.slow
@@ -26,11 +27,34 @@ BACKBONE = "minilm-l6"
 SYNTHETIC = [(f"{t}, truly", "fresh") for t in FRESH[:4]] + [(f"{t}, sadly", "rotten") for t in ROTTEN[:4]]
 
 
+BATCH_SUMMARY = GenerationSummary(
+    task=TASK,
+    mode="zero_shot",
+    endpoint="https://api.openai.com/v1",
+    model="gpt-4o-mini@https://api.openai.com/v1",
+    prompt_id="p",
+    sampling={},
+    seed=0,
+    per_label_target=4,
+    accepted_per_label={"fresh": 4, "rotten": 4},
+    attempts_per_label={"fresh": 4, "rotten": 4},
+    short_labels=[],
+    rejected={},
+    rejected_per_label={},
+    n_rows=8,
+    client={"cost_usd": 0.0042, "prompt_tokens": 1200, "completion_tokens": 300, "calls_made": 8},
+    wall_seconds=1.0,
+    endpoint_mode="batch",
+    price_factor=0.5,
+)
+
+
 @pytest.fixture(scope="module")
 def study(module_tmp: Path) -> dict:
     root = module_tmp
     # the synthetic file leaks one test text: training must drop it
     write_tiny_task(root, {"zero_shot": [*SYNTHETIC, (FRESH[8], "fresh")]})
+    BATCH_SUMMARY.write(Layout(root).synthetic_summary(TASK, "zero_shot"))  # generated through the Batch API
     two_seeds = tiny_params(root, seeds=[0, 1])
     one_seed = tiny_params(root, seeds=[0])
     manifests = {
@@ -86,6 +110,17 @@ def test_training_data_is_logged_as_dataset_inputs_with_the_dvc_md5(study: dict)
             assert json.loads(inputs[0].dataset.source)["uri"].endswith(path)
             assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
         assert manifest["dataset_md5"] == file_md5(root / path)
+
+
+def test_a_synthetic_run_records_what_its_data_cost_at_the_price_paid(study: dict) -> None:
+    client = study["client"]
+    run = client.get_run(study["manifests"]["zero_shot"]["mlflow_run_id"])
+    assert run.data.params["generation.zero_shot.endpoint_mode"] == "batch"
+    assert run.data.params["generation.zero_shot.price_factor"] == "0.5"
+    assert run.data.metrics["generation.zero_shot.cost_usd"] == pytest.approx(0.0042)
+    assert run.data.metrics["generation.zero_shot.calls_made"] == 8.0
+    real = client.get_run(study["manifests"]["real"]["mlflow_run_id"])
+    assert not [key for key in [*real.data.params, *real.data.metrics] if key.startswith("generation.")]
 
 
 def test_leaked_test_text_is_dropped_before_the_split(study: dict) -> None:

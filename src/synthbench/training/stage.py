@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from synthbench import tracking
+from synthbench.conditions import REAL
 from synthbench.config import TrackingParams, TrainParams
 from synthbench.data.io import read_jsonl
 from synthbench.data.sampling import Rows, validation_split
 from synthbench.layout import LAYOUT, Layout
-from synthbench.records import SeedRun, TrainingManifest
+from synthbench.records import GenerationSummary, SeedRun, TrainingManifest
 from synthbench.training.backbones import resolve_backbone
 from synthbench.training.data import TrainingData, build_training_data, check_label_coverage
 from synthbench.training.finetune import FitResult, fine_tune
@@ -64,10 +65,12 @@ def run_train(
         tracking.training_run(tracking_params, task, condition, backbone, data.digest) as run,
     ):
         staging = Path(work) / "model"
+        cost_params, cost_metrics = generation_costs(task, data, layout)
         run.log_inputs(
-            _logged_params(train, backbone, location, train_rows, val_rows, labels, data),
+            {**_logged_params(train, backbone, location, train_rows, val_rows, labels, data), **cost_params},
             [tracking.DatasetInput(s.name, s.path, s.md5, s.rows) for s in data.sources],
         )
+        run.log_metrics(cost_metrics)
         results = [
             _fit_seed(run, seed, location, train_rows, val_rows, labels, train, staging, Path(work))
             for seed in train.seed_list
@@ -115,6 +118,35 @@ def _training_data(
     where = " + ".join(str(source.path) for source in data.sources)
     check_label_coverage(data.rows, {str(row["label"]) for row in test_rows if "label" in row}, where)
     return data
+
+
+def generation_costs(
+    task: str, data: TrainingData, layout: Layout
+) -> tuple[dict[str, object], dict[str, float]]:
+    """What each synthetic source of ``data`` cost to generate, from its generate summary (at the price paid:
+    a Batch API run's price factor is 0.5): params ``generation.<mode>.{endpoint_mode,price_factor,model}`` and
+    metrics ``generation.<mode>.{cost_usd,prompt_tokens,completion_tokens,calls_made}`` (USD, tokens, calls).
+    A source without a summary (rows written by hand) logs nothing."""
+    params: dict[str, object] = {}
+    metrics: dict[str, float] = {}
+    for source in data.sources:
+        path = layout.synthetic_summary(task, source.name)
+        if source.name == REAL or not path.exists():
+            continue
+        summary = GenerationSummary.read(path)
+        prefix = f"generation.{source.name}"
+        params.update(
+            {
+                f"{prefix}.endpoint_mode": summary.endpoint_mode,
+                f"{prefix}.price_factor": summary.price_factor,
+                f"{prefix}.model": summary.model,
+            }
+        )
+        for key in ("cost_usd", "prompt_tokens", "completion_tokens", "calls_made"):
+            value = summary.client.get(key)
+            if isinstance(value, int | float):
+                metrics[f"{prefix}.{key}"] = float(value)
+    return params, metrics
 
 
 def _logged_params(
