@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from synthbench.analysis.stage import Study
-from synthbench.config import AnalysisParams, Params
+from synthbench.config import AnalysisParams, EndpointParams, GenerateParams, Params
 from synthbench.layout import Layout
 from synthbench.records import EvaluationMetrics, SeedRun, SeedScore, TrainingManifest
 from synthbench.tasks import load_task
@@ -177,4 +177,20 @@ def champion_stage(params: Params, root: Path) -> dict[str, dict[str, Any]]:
         params.backbones,
         tracking_params=params.tracking,
         layout=Layout(root),
+    )
+
+
+def server_generate(
+    base_url: str, journal: str | Path, *, endpoint: dict[str, Any] | None = None, **fields: Any
+) -> GenerateParams:
+    """``generate`` params against the OpenAI-compatible test server at ``base_url`` (model "m", no key), with
+    the settings its echo answers need (at least 3 and at most 500 words, exact duplicates only); ``fields``
+    override or add any other ``generate`` setting, ``endpoint`` any endpoint setting."""
+    settings: dict[str, Any] = {"min_words": 3, "max_words": 500, "near_duplicate_threshold": None}
+    return GenerateParams(
+        endpoint=EndpointParams(
+            kind="openai", base_url=base_url, model="m", api_key_env=None, **(endpoint or {})
+        ),
+        journal=str(journal),
+        **{**settings, **fields},
     )

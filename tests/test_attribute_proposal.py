@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from tests.test_strategy_contract import SPEC, project
 
-from synthbench.config import EndpointParams, GenerateParams
+from factories import server_generate
+from synthbench.config import GenerateParams
 from synthbench.data.io import read_jsonl
 from synthbench.generation.attributed import DEFAULT_ATTRIBUTES
 from synthbench.generation.journal import Completion, Journal
@@ -44,15 +45,7 @@ def test_parse_says_why_an_answer_is_unusable(answer: str, why: str) -> None:
 
 
 def _generate(server_url: str, journal: Path) -> GenerateParams:
-    return GenerateParams(
-        endpoint=EndpointParams(kind="openai", base_url=server_url, model="m", api_key_env=None),
-        per_label=3,
-        min_words=3,
-        max_words=500,
-        near_duplicate_threshold=None,
-        propose_attributes=True,
-        journal=str(journal),
-    )
+    return server_generate(server_url, journal, per_label=3, propose_attributes=True)
 
 
 def test_a_journaled_proposal_shapes_every_request_and_is_never_asked_again(

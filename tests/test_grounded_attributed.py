@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from tests.test_strategy_contract import GENERATE, SPEC, SPEC_DATA, TRAIN, build, project
 
-from synthbench.config import EndpointParams, GenerateParams
+from factories import server_generate
 from synthbench.data.io import read_jsonl
 from synthbench.errors import ConfigError
 from synthbench.generation.attributed import DEFAULT_ATTRIBUTES, Attributed, label_attributes
@@ -178,16 +178,13 @@ def test_generate_stage_writes_rows_with_provenance_and_a_rerun_asks_nothing(
     monkeypatch.delenv("SYNTHBENCH_JOURNAL", raising=False)
     layout = project(tmp_path)
     with serve() as server:
-        generate = GenerateParams(
-            endpoint=EndpointParams(kind="openai", base_url=server.base_url, model="m", api_key_env=None),
+        generate = server_generate(
+            server.base_url,
+            tmp_path / "journal.sqlite",
             per_label=3,
             diversity_every=2,
             few_shot_k=2,
             few_shot_max_words=6,
-            min_words=3,
-            max_words=500,
-            near_duplicate_threshold=None,
-            journal=str(tmp_path / "journal.sqlite"),
         )
         first = run_generate("gadgets", mode, seed=0, generate=generate, spec=SPEC, layout=layout)
         asked = server.stats()["chat_requests"]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from tests.test_strategy_contract import GENERATE, SPEC, TRAIN, build, project
 
-from synthbench.config import EndpointParams, GenerateParams
+from factories import server_generate
 from synthbench.data.io import read_jsonl
 from synthbench.data.text import text_key
 from synthbench.encoder import embed_texts
@@ -124,17 +124,16 @@ def test_generate_stage_records_the_oracle_and_its_rejections(
     layout = project(tmp_path)
     with serve() as server:
         server.configure(answer_text=GRIM)
-        generate = GenerateParams(
-            endpoint=EndpointParams(kind="openai", base_url=server.base_url, model="m", api_key_env=None),
+        generate = server_generate(
+            server.base_url,
+            tmp_path / "journal.sqlite",
             per_label=2,
             diversity_every=2,
             max_attempts_factor=2,
-            min_words=3,
-            near_duplicate_threshold=None,
             label_consistency_threshold=0.6,
             label_consistency_folds=4,
             allow_short=True,
-            journal=str(tmp_path / "journal.sqlite"),
+            max_words=None,
         )
         summary = run_generate("gadgets", "zero_shot", seed=0, generate=generate, spec=SPEC, layout=layout)
     assert [row["label"] for row in read_jsonl(layout.synthetic("gadgets", "zero_shot"))] == ["grim"]

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from tests.test_strategy_contract import SPEC, project
 
-from synthbench.config import EndpointParams, GenerateParams, PilotParams, TrackingParams
+from factories import server_generate
+from synthbench.config import PilotParams, TrackingParams
 from synthbench.generation.stage import run_generate
 from synthbench.pilot import signals
 from synthbench.pilot.stage import run_pilot
@@ -144,16 +145,13 @@ def test_the_pilot_stage_is_a_prefix_of_the_full_run_and_never_reads_the_test_sp
     layout.real("gadgets", "test").write_text("not json: the pilot must not read this\n")
     tracking = TrackingParams(uri=f"sqlite:///{tmp_path / 'mlflow.db'}", experiment="pilots")
     with serve() as server:
-        generate = GenerateParams(
-            endpoint=EndpointParams(kind="openai", base_url=server.base_url, model="m", api_key_env=None),
+        generate = server_generate(
+            server.base_url,
+            tmp_path / "journal.sqlite",
             per_label=6,
             diversity_every=2,
-            min_words=3,
-            max_words=500,
-            near_duplicate_threshold=None,
             price_in_per_mtok=1.0,
             price_out_per_mtok=2.0,
-            journal=str(tmp_path / "journal.sqlite"),
         )
         pilot = PilotParams(rows_per_label=4, cv_folds=2, bootstrap=200)
         report = run_pilot(

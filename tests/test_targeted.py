@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from tests.test_strategy_contract import SPEC, TRAIN, build
 
+from factories import server_generate
 from synthbench.conditions import parse_condition
-from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl, write_jsonl
 from synthbench.errors import ConfigError
 from synthbench.generation.stage import run_generate
@@ -93,14 +93,11 @@ def test_generate_stage_in_targeted_mode_writes_rows_with_their_target(
     monkeypatch.delenv("SYNTHBENCH_JOURNAL", raising=False)
     layout = write_project(tmp_path)
     with serve() as server:
-        generate = GenerateParams(
-            endpoint=EndpointParams(kind="openai", base_url=server.base_url, model="m", api_key_env=None),
+        generate = server_generate(
+            server.base_url,
+            tmp_path / "journal.sqlite",
             per_label=3,
             few_shot_max_words=6,
-            min_words=3,
-            max_words=500,
-            near_duplicate_threshold=None,
-            journal=str(tmp_path / "journal.sqlite"),
         )
         summary = run_generate("gadgets", "targeted", seed=0, generate=generate, spec=SPEC, layout=layout)
     rows = read_jsonl(layout.synthetic("gadgets", "targeted"))

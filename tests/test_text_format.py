@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from tests.test_strategy_contract import SPEC, SPEC_DATA, build, project
 
+from factories import server_generate
 from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl
 from synthbench.errors import ConfigError, MostlyRejected, ShortLabels
@@ -277,15 +278,9 @@ def test_the_new_reasons_reach_the_summary_json_and_the_card(tmp_path: Path) -> 
 def generate_params(
     tmp_path: Path, base_url: str, journal: str, *, structured: bool = True, **fields: Any
 ) -> GenerateParams:
-    endpoint = EndpointParams(
-        kind="openai", base_url=base_url, model="m", api_key_env=None, structured_output=structured
-    )
-    settings: dict[str, Any] = {"per_label": 2, "diversity_every": 0, "min_words": 3}
-    return GenerateParams(
-        endpoint=endpoint,
-        near_duplicate_threshold=None,
-        journal=str(tmp_path / journal),
-        **{**settings, **fields},
+    settings: dict[str, Any] = {"per_label": 2, "diversity_every": 0, "max_words": None}
+    return server_generate(
+        base_url, tmp_path / journal, endpoint={"structured_output": structured}, **{**settings, **fields}
     )
 
 
