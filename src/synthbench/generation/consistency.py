@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 
 from synthbench.data.text import text_key
 from synthbench.errors import ConfigError
+
+if TYPE_CHECKING:  # scikit-learn costs ~1 s to import: only a stage with the filter on pays it
+    from sklearn.linear_model import LogisticRegression
 
 REJECT_LABEL_INCONSISTENT = "label_inconsistent"
 
@@ -65,6 +67,9 @@ class LabelConsistency:
     ) -> LabelConsistency:
         """Fit K = ``folds`` oracles on ``texts``/``labels`` (the real train rows). Raises ConfigError, naming
         ``where`` and the fix, when a label has fewer rows than folds (its held-out folds could not hold it)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import StratifiedKFold
+
         names = list(label_names)
         counts = {name: sum(1 for label in labels if label == name) for name in names}
         thin = {name: n for name, n in counts.items() if n < folds}

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import train_test_split
 
 from synthbench.errors import ConfigError
 from synthbench.generation.strategies import GenerationStrategy, SampleSlot, StrategyInputs, truncate_words
@@ -51,7 +49,11 @@ def find_hard_examples(
     real_by_label: Mapping[str, Sequence[str]], labels: Sequence[str], seed: int
 ) -> dict[str, list[HardExample]]:
     """Label → its hard examples, hardest first (see the module docstring). Needs ≥ 2 real rows per label."""
-    from synthbench.encoder import embed_texts  # lazy: only this mode needs the encoder at build time
+    # lazy: only this mode needs the encoder and scikit-learn (~1 s to import) at build time
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from synthbench.encoder import embed_texts
 
     thin = {
         label: len(real_by_label.get(label, ())) for label in labels if len(real_by_label.get(label, ())) < 2
