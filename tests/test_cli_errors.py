@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +108,37 @@ def test_unreachable_endpoint_leaves_no_synthetic_file(cli, tmp_path: Path) -> N
     assert not (root / "data" / "synthetic").exists() or not any(
         (root / "data" / "synthetic").rglob("*.jsonl")
     )
+
+
+@pytest.mark.parametrize(
+    "signum, code, what",
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted (Ctrl-C)")],
+)
+def test_an_interrupt_inside_an_import_is_reported_as_the_interrupt(
+    signum: int, code: int, what: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A signal that lands while a C extension initialises surfaces as ``ImportError: initialization failed``
+    (seen on CI: a SIGTERM 1.2 s after start, during scikit-learn's import); it must read as the interrupt."""
+    import typer
+
+    from synthbench import cli
+
+    monkeypatch.setitem(cli._TERMINATED, "signal", 0)
+    previous = signal.signal(signal.SIGTERM, cli._on_sigterm)
+
+    def interrupted_import() -> None:
+        try:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler's KeyboardInterrupt lands here
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None  # as CPython's C-extension import does
+        raise AssertionError("no interrupt arrived")
+
+    try:
+        with pytest.raises(typer.Exit) as exit_info:
+            cli._run(interrupted_import)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert exit_info.value.exit_code == code
+    err = capsys.readouterr().err
+    assert f"error: {what}: answers that arrived are journaled" in err and "internal error" not in err

@@ -57,13 +57,14 @@ def _run(action: Callable[[], T]) -> T:
     except SynthbenchError as exc:
         raise fail(str(exc), exc.exit_code) from None
     except KeyboardInterrupt:
-        code = 128 + _TERMINATED["signal"] if _TERMINATED["signal"] else 130
-        what = "terminated (SIGTERM)" if _TERMINATED["signal"] else "interrupted (Ctrl-C)"
-        typer.secho(f"error: {what}: answers that arrived are journaled; re-run to resume", err=True)
-        raise typer.Exit(code) from None
+        raise _interrupted() from None
     except typer.Exit:
         raise
     except Exception as exc:  # a library's exception at an edge: one line, never a traceback
+        if _TERMINATED["signal"] or _caused_by_interrupt(exc):
+            # The interrupt landed inside a library (a C extension being imported turns it into "ImportError:
+            # initialization failed"): what failed is the interruption, and it is reported as one.
+            raise _interrupted() from None
         if os.environ.get("SYNTHBENCH_DEBUG"):
             raise
         error = translate_library_error(exc)
@@ -72,6 +73,26 @@ def _run(action: Callable[[], T]) -> T:
         _STATE["in_run"] = False
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+
+
+def _interrupted() -> typer.Exit:
+    """The one line and exit code of an interrupted command: 143 after SIGTERM, 130 after Ctrl-C."""
+    code = 128 + _TERMINATED["signal"] if _TERMINATED["signal"] else 130
+    what = "terminated (SIGTERM)" if _TERMINATED["signal"] else "interrupted (Ctrl-C)"
+    typer.secho(f"error: {what}: answers that arrived are journaled; re-run to resume", err=True)
+    return typer.Exit(code)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in ``exc``'s chain (its cause or the exception it was raised during)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
