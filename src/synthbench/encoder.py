@@ -1,6 +1,6 @@
 """The sentence encoder every stage shares: all-MiniLM-L6-v2 from its wheel (or any sentence-transformers model),
-loaded once per process. It sits below the stages so that generation (the label-consistency oracle), the pilot
-and the analysis embed texts the same way."""
+loaded once per process, and the cheap classifier fit on its embeddings. It sits below the stages so that
+generation (the label-consistency oracle, the targeted mode), the pilot and the analysis share them."""
 
 from __future__ import annotations
 
@@ -8,8 +8,12 @@ import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import LogisticRegression
 
 
 def default_encoder_path() -> Path:
@@ -57,3 +61,12 @@ def embed_texts(
         show_progress_bar=False,
     )
     return np.asarray(embeddings, dtype=np.float32)
+
+
+def cheap_classifier(emb: np.ndarray, labels: Sequence[str], seed: int = 0) -> LogisticRegression:
+    """Logistic regression on frozen embeddings ``emb`` (n, d) with ``labels`` (n): seconds, not minutes, and the
+    same for every training set. The pilot's classifiers, the label-consistency oracle and the targeted mode's
+    quick classifier are all this one. scikit-learn (~1 s to import) loads on the first call."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(emb, list(labels))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from synthbench.data.text import text_key
+from synthbench.encoder import cheap_classifier, embed_texts  # both load their libraries on first use
 from synthbench.errors import ConfigError
 
 if TYPE_CHECKING:  # scikit-learn costs ~1 s to import: only a stage with the filter on pays it
@@ -28,12 +29,6 @@ if TYPE_CHECKING:  # scikit-learn costs ~1 s to import: only a stage with the fi
 REJECT_LABEL_INCONSISTENT = "label_inconsistent"
 
 Embed = Callable[[Sequence[str]], np.ndarray]  # texts → float32 (n, d), rows L2-normalised
-
-
-def _default_embed(texts: Sequence[str]) -> np.ndarray:
-    from synthbench.encoder import embed_texts  # lazy: loads sentence-transformers only when the filter is on
-
-    return embed_texts(texts)
 
 
 @dataclass
@@ -50,7 +45,7 @@ class LabelConsistency:
     held_out: dict[str, int]
     cv_accuracy: float
     n_real: int
-    embed: Embed = _default_embed
+    embed: Embed = embed_texts
 
     @classmethod
     def fit(
@@ -62,12 +57,11 @@ class LabelConsistency:
         *,
         folds: int = 5,
         seed: int = 0,
-        embed: Embed = _default_embed,
+        embed: Embed = embed_texts,
         where: str = "the real train split",
     ) -> LabelConsistency:
         """Fit K = ``folds`` oracles on ``texts``/``labels`` (the real train rows). Raises ConfigError, naming
         ``where`` and the fix, when a label has fewer rows than folds (its held-out folds could not hold it)."""
-        from sklearn.linear_model import LogisticRegression
         from sklearn.model_selection import StratifiedKFold
 
         names = list(label_names)
@@ -87,9 +81,7 @@ class LabelConsistency:
         correct = 0
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
         for fold, (fit_rows, out_rows) in enumerate(splitter.split(emb, y)):
-            model = LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(
-                emb[fit_rows], y[fit_rows]
-            )
+            model = cheap_classifier(emb[fit_rows], y[fit_rows], seed)
             models.append(model)
             correct += int(np.sum(model.predict(emb[out_rows]) == y[out_rows]))
             for row in out_rows:

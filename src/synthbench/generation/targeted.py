@@ -50,10 +50,9 @@ def find_hard_examples(
 ) -> dict[str, list[HardExample]]:
     """Label → its hard examples, hardest first (see the module docstring). Needs ≥ 2 real rows per label."""
     # lazy: only this mode needs the encoder and scikit-learn (~1 s to import) at build time
-    from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
-    from synthbench.encoder import embed_texts
+    from synthbench.encoder import cheap_classifier, embed_texts
 
     thin = {
         label: len(real_by_label.get(label, ())) for label in labels if len(real_by_label.get(label, ())) < 2
@@ -69,7 +68,7 @@ def find_hard_examples(
         np.arange(len(texts)), test_size=HOLDOUT_FRACTION, random_state=seed % (2**32), stratify=y
     )
     emb = embed_texts(texts)
-    model = LogisticRegression(max_iter=2000, C=1.0, random_state=seed % (2**32)).fit(emb[fit], y[fit])
+    model = cheap_classifier(emb[fit], y[fit], seed % (2**32))
     probs = model.predict_proba(emb[held])
     classes = [str(c) for c in model.classes_]
     out: dict[str, list[HardExample]] = {label: [] for label in labels}

@@ -20,10 +20,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold
 
+from synthbench.encoder import cheap_classifier
 
-def cheap_classifier(emb: np.ndarray, labels: Sequence[str], seed: int = 0) -> LogisticRegression:
-    """Logistic regression on frozen embeddings: seconds, not minutes, and the same for every training set."""
-    return LogisticRegression(max_iter=2000, C=1.0, random_state=seed).fit(emb, list(labels))
+__all__ = ["cheap_classifier"]  # the pilot's classifier lives with the encoder, shared with generation
 
 
 @dataclass(frozen=True)
