@@ -1,12 +1,11 @@
 """Which generation strategy closes the zero-shot → real gap (issue 13), on a reproduced study's outputs.
 
 For every task and mode of ``params.yaml`` (run ``dvc repro`` with ``profiles/strategies.yaml`` first): Macro-F1
-(mean over the training seeds, %), and the fraction of the gap between the baseline mode (zero-shot, measured in
-the same run) and real data that the mode closes: ``(F1(mode) − F1(zero_shot)) / (F1(real) − F1(zero_shot))``
-(1 = as good as real, 0 = no better than zero-shot, negative = worse). Its 95% interval is a paired percentile
-bootstrap over the test texts on the deployed seeds' predictions (the same draws for the three models; draws
-where real is not above zero-shot are dropped and counted). Modes that learn from the real labels (targeted) are
-shown against real and their mix instead. Prints a Markdown table.
+(mean over the training seeds, %), the fraction of the gap between the baseline mode (zero-shot, measured in the
+same run) and real data that the mode closes, its 95% interval and a verdict, by the rule of
+:mod:`synthbench.analysis.gap_closure` (inconclusive when real is not clearly above chance or above zero-shot).
+Modes that learn from the real labels (targeted) are shown against real and their mix instead. Prints a Markdown
+table.
 
 Usage (project root, after ``dvc repro``): python benchmarks/strategy_gap.py [--params params.yaml]
 """
@@ -16,39 +15,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-
+from synthbench.analysis.gap_closure import BASELINE, gap_closure
 from synthbench.conditions import REAL_LABEL_MODES, mix_condition
 from synthbench.config import load_params
-from synthbench.data.io import read_jsonl
+from synthbench.errors import DataError
 from synthbench.layout import Layout
 from synthbench.records import EvaluationMetrics
-from synthbench.stats import bootstrap_scores
-
-BASELINE = "zero_shot"
-
-
-def closed_fraction(
-    layout: Layout, task: str, mode: str, backbone: str, n_resamples: int, seed: int
-) -> tuple[float, float, float, int]:
-    """(fraction closed on seed means, 95% low, 95% high, bootstrap draws dropped)."""
-    means = {c: metrics(layout, task, c, backbone).macro_f1_mean for c in ("real", BASELINE, mode)}
-    remaining = means["real"] - means[BASELINE]
-    point = (means[mode] - means[BASELINE]) / remaining if remaining > 0 else float("nan")
-    rows = {c: read_jsonl(layout.predictions(task, c, backbone)) for c in ("real", BASELINE, mode)}
-    truth = [str(r["label"]) for r in rows["real"]]
-    if any([r["text"] for r in rows[c]] != [r["text"] for r in rows["real"]] for c in rows):
-        raise SystemExit(f"{task}: the conditions' predictions are not on the same test texts")
-    draws = bootstrap_scores(
-        truth, {c: [str(r["prediction"]) for r in rows[c]] for c in rows}, n_resamples=n_resamples, seed=seed
-    )
-    gap = draws["real"] - draws[BASELINE]
-    usable = gap > 0
-    fractions = (draws[mode][usable] - draws[BASELINE][usable]) / gap[usable]
-    if len(fractions) == 0:
-        return point, float("nan"), float("nan"), n_resamples
-    low, high = np.percentile(fractions, [2.5, 97.5])
-    return point, float(low), float(high), int((~usable).sum())
 
 
 def metrics(layout: Layout, task: str, condition: str, backbone: str) -> EvaluationMetrics:
@@ -85,16 +57,16 @@ def main() -> None:
                     )
                     print(cells + f"— | — | uses real labels: vs real, {mixed} |")
                     continue
-                point, low, high, dropped = closed_fraction(
-                    layout, task, mode, backbone, args.resamples, params.seed
+                closure = gap_closure(layout, task, mode, backbone, params.seed, n_resamples=args.resamples)
+                note = f"; {closure.dropped} draws dropped" if closure.dropped else ""
+                print(
+                    cells + f"{closure.point:+.0%} | [{closure.low:+.0%}, {closure.high:+.0%}]{note} | "
+                    f"{closure.verdict} |"
                 )
-                closes = low > 0 and point >= 0.5
-                note = f"; {dropped} draws dropped" if dropped else ""
-                verdict = (
-                    "closes ≥ 50%, interval > 0" if closes else ("helps" if low > 0 else "not shown to help")
-                )
-                print(cells + f"{point:+.0%} | [{low:+.0%}, {high:+.0%}]{note} | {verdict} |")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (DataError, ValueError, OSError) as error:  # a missing or stale result: one line, not a traceback
+        raise SystemExit(f"strategy_gap: {error}") from None
