@@ -94,6 +94,19 @@ def test_predictions_on_other_texts_are_refused(tmp_path: Path) -> None:
         gap_closure(layout, "t", "few_shot", "b", seed=0, n_resamples=50)
 
 
+def test_a_gain_of_the_deployed_seeds_alone_is_not_shown_to_help(tmp_path: Path) -> None:
+    # the deployed seeds' predictions differ a lot (bootstrap interval > 0), but over seeds the mode is no better
+    layout = Layout(tmp_path)
+    write_condition(layout, "real", predictor(10))
+    for name, wrong, seeds in (("zero_shot", 40, [0.60, 0.70, 0.50]), ("few_shot", 20, [0.75, 0.45, 0.60])):
+        write_condition(layout, name, predictor(wrong))
+        evaluation_metrics("t", name, "b", seeds, n_test=len(TRUTH)).write(layout.metrics("t", name, "b"))
+    closure = gap_closure(layout, "t", "few_shot", "b", seed=0, n_resamples=500)
+    assert closure.low > 0
+    assert closure.seed_gain is not None and closure.seed_gain[0] < 0 < closure.seed_gain[1]
+    assert closure.verdict == "not shown to help"
+
+
 @pytest.mark.parametrize(
     ("point", "low", "real_low", "chance", "baseline_gap", "verdict"),
     [

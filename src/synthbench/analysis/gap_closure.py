@@ -9,8 +9,11 @@ A fraction means something only when there is a gap: the verdict is *inconclusiv
 clearly above chance (:func:`synthbench.analysis.uncertainty.real_lower_bound` ≤
 :func:`~synthbench.analysis.uncertainty.chance_macro_f1`) or not clearly above zero-shot (the lower end of
 :func:`~synthbench.analysis.uncertainty.gap_interval` of real − zero-shot ≤ 0), the same rules the report's
-verdicts follow. Otherwise: *closes ≥ 50%* when the point fraction is ≥ 0.5 and its interval's lower end > 0,
-*helps* when only the latter holds, else *not shown to help*.
+verdicts follow. A mode is shown to help only when both sources of noise agree, as in the report's gap rule:
+the fraction's bootstrap interval (test texts, deployed seeds) lies above 0 *and*, with ≥ 2 training seeds on
+both sides, Welch's 95% interval of F1(mode) − F1(zero-shot) over seeds lies above 0 (one lucky deployed seed
+must not pass for a gain). Then: *closes ≥ 50%* when the point fraction is ≥ 0.5, else *helps*; otherwise *not
+shown to help*.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from synthbench.analysis.uncertainty import N_RESAMPLES, chance_macro_f1, gap_in
 from synthbench.data.io import read_jsonl
 from synthbench.layout import Layout
 from synthbench.records import EvaluationMetrics
-from synthbench.stats import bootstrap_scores
+from synthbench.stats import bootstrap_scores, welch_interval
 
 BASELINE = "zero_shot"
 HALF = 0.5  # the issue's bar: a strategy that closes at least half of the gap
@@ -41,6 +44,7 @@ class GapClosure:
     real_low: float | None  # lower 95% bound on real's Macro-F1
     chance: float | None  # a uniform guesser's Macro-F1 on this test set
     baseline_gap: tuple[float, float] | None  # 95% interval of real − zero-shot
+    seed_gain: tuple[float, float] | None  # Welch 95% interval of F1(mode) − F1(zero-shot) over seeds
     verdict: str
 
 
@@ -50,6 +54,7 @@ def closure_verdict(
     real_low: float | None,
     chance: float | None,
     baseline_gap: tuple[float, float] | None,
+    seed_gain: tuple[float, float] | None = None,
 ) -> str:
     """The verdict in words by the module's rule (all arguments fractions; see :class:`GapClosure`)."""
     if real_low is not None and chance is not None and real_low <= chance:
@@ -64,7 +69,7 @@ def closure_verdict(
             else f"[{100 * baseline_gap[0]:+.1f}, {100 * baseline_gap[1]:+.1f}]"
         )
         return f"inconclusive: real is not clearly above zero-shot (gap {shown} points); there is no gap to close"
-    if np.isfinite(low) and low > 0:
+    if np.isfinite(low) and low > 0 and (seed_gain is None or seed_gain[0] > 0):
         return "closes ≥ 50% (interval > 0)" if point >= HALF else "helps (interval > 0)"
     return "not shown to help"
 
@@ -100,6 +105,9 @@ def gap_closure(
     real_low = real_lower_bound(metrics["real"], rows["real"], seed)
     chance = chance_macro_f1(Counter(truth))
     baseline_gap = gap_interval(metrics["real"], rows["real"], metrics[BASELINE], rows[BASELINE], seed)
+    seed_gain = welch_interval(
+        [s.macro_f1 for s in metrics[mode].seeds], [s.macro_f1 for s in metrics[BASELINE].seeds]
+    )
     return GapClosure(
         point=point,
         low=low,
@@ -108,5 +116,6 @@ def gap_closure(
         real_low=real_low,
         chance=chance,
         baseline_gap=baseline_gap,
-        verdict=closure_verdict(point, low, real_low, chance, baseline_gap),
+        seed_gain=seed_gain,
+        verdict=closure_verdict(point, low, real_low, chance, baseline_gap, seed_gain),
     )
