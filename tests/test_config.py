@@ -109,6 +109,17 @@ def test_strategies_profile_validates_with_every_mode_and_the_targeted_mix() -> 
     assert params.train.seed_list == [0, 1, 2]
 
 
+def test_calibration_profile_pilots_eight_tasks_at_a_tenth_of_the_full_run() -> None:
+    params = load_params(REPO_PARAMS.parent / "profiles" / "calibration.yaml")
+    assert len(params.tasks) >= 8 and set(params.tasks) <= set(params.local_sources) | {
+        "bbc_news",
+        "rotten_tomatoes",
+    }
+    assert set(params.conditions) == set(params.expected_conditions) == {"real", "zero_shot", "few_shot"}
+    assert params.generate.per_label >= 100 and params.train.seed_list == [0, 1, 2]
+    assert params.pilot.rows_per_label <= params.generate.per_label / 10  # the pilot costs ≤ 10% of the run
+
+
 def test_a_mode_typo_names_params_modes_and_every_valid_mode(tmp_path: Path) -> None:
     data = base()
     data.update(modes=["zero_shot", "grounde"], conditions=["real", "zero_shot", "grounde"], mixes=[])

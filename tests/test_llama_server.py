@@ -5,6 +5,7 @@ error, SIGINT and SIGTERM, and never outliving a SIGKILLed parent."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,10 +76,27 @@ def test_the_command_line_sets_slots_threads_no_polling_and_prefix_reuse() -> No
 def test_a_missing_toolchain_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SYNTHBENCH_CACHE", str(tmp_path / "cache"))  # nothing built there
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "venv-bin" / "python"))  # no venv cmake either
     with pytest.raises(
         EndpointError, match=r"^building llama-server needs cmake, c\+\+, cc on PATH; install"
     ):
         llama_build.ensure_built()
+
+
+def test_the_venvs_own_cmake_and_ninja_are_found_off_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """synthbench's requirements install cmake and ninja into its venv; `.venv/bin/python -m …` (CI, dvc run
+    without the venv on PATH) must still build with them."""
+    scripts = tmp_path / "venv-bin"
+    scripts.mkdir()
+    for tool in ("cmake", "ninja"):
+        (scripts / tool).write_text("#!/bin/sh\n")
+        (scripts / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setattr(sys, "executable", str(scripts / "python"))
+    assert shutil.which("cmake", path=llama_build._tool_path()) == str(scripts / "cmake")
+    assert llama_build._generator() == "Ninja"
 
 
 def test_the_sdist_is_pinned_to_the_installed_llama_cpp_python() -> None:

@@ -65,14 +65,14 @@ class EndpointParams(_Section):
     n_ctx: int = Field(default=2048, ge=256, description="Context window of the embedded server (tokens).")
     startup_timeout_s: float = Field(default=120.0, gt=0)
     engine: Literal["llama-cpp-python", "llama-server"] = Field(
-        default="llama-cpp-python",
-        description="kind embedded: llama-cpp-python's server (one request at a time), or llama.cpp's own "
-        "llama-server (parallel slots, continuous batching, prompt-prefix reuse; built once per machine from the "
-        "pinned llama-cpp-python sdist, needs cmake and a C++ compiler). The client then sends `parallel` "
-        "requests at once.",
+        default="llama-server",
+        description="kind embedded: llama.cpp's own llama-server (parallel slots, continuous batching, "
+        "prompt-prefix reuse; built once per machine from the pinned llama-cpp-python sdist with cmake and a C++ "
+        "compiler; the client then sends `parallel` requests at once), or llama-cpp-python's server (one "
+        "request at a time; nothing to build).",
     )
     parallel: int = Field(
-        default=4, ge=1, le=64, description="llama-server: slots (requests served at once)."
+        default=8, ge=1, le=64, description="llama-server: slots (requests served at once)."
     )
     prefix_reuse: bool = Field(
         default=True,

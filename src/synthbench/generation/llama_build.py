@@ -60,7 +60,7 @@ def ensure_built(progress: Callable[[str], None] | None = None, *, jobs: int | N
     target = engine_dir()
     if all((target / name).is_file() for name in TARGETS):
         return target
-    missing = [tool for tool in ("cmake", "c++", "cc") if shutil.which(tool) is None]
+    missing = [tool for tool in ("cmake", "c++", "cc") if shutil.which(tool, path=_tool_path()) is None]
     if missing:
         raise EndpointError(
             f"building llama-server needs {', '.join(missing)} on PATH; install cmake and a C/C++ compiler "
@@ -107,8 +107,14 @@ def _affinity() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
+def _tool_path() -> str:
+    """PATH with this interpreter's scripts folder first: the cmake and ninja that synthbench's own requirements
+    install into its venv are found even when the venv is not on PATH (``.venv/bin/python -m …``)."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+
+
 def _generator() -> str:
-    return "Ninja" if shutil.which("ninja") else "Unix Makefiles"
+    return "Ninja" if shutil.which("ninja", path=_tool_path()) else "Unix Makefiles"
 
 
 def _unpack_llama_cpp(sdist: Path, into: Path) -> Path:
@@ -128,7 +134,13 @@ def _run(cmd: list[str], phase: str, say: Callable[[str], None] | None = None, e
     log = Path(tempfile.gettempdir()) / f"synthbench-llama-build-{phase}.log"
     last_said = time.monotonic()
     with log.open("w") as handle:
-        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        process = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PATH": _tool_path()},
+        )
         assert process.stdout is not None
         for line in process.stdout:
             handle.write(line)
