@@ -187,8 +187,9 @@ def test_response_format_is_a_strict_json_schema_whose_text_pattern_is_the_forma
     schema = sent["json_schema"]["schema"]
     assert schema["required"] == ["text"] and schema["additionalProperties"] is False
     assert schema["properties"]["text"]["pattern"] == format_pattern(FORMAT)
-    embedded = response_format(MARKED, EndpointParams(structured_output=True))  # llama-cpp-python's dialect
-    assert embedded == {"type": "json_object", "schema": schema}
+    fallback = EndpointParams(structured_output=True, engine="llama-cpp-python")  # its own dialect
+    assert response_format(MARKED, fallback) == {"type": "json_object", "schema": schema}
+    assert response_format(MARKED, EndpointParams(structured_output=True)) == sent  # llama-server: OpenAI's
 
 
 def test_llama_cpp_compiles_the_schema_to_a_grammar() -> None:
