@@ -48,7 +48,11 @@ def main() -> None:
         for engine in args.engines.split(","):
             root = Path(tmp) / engine
             root.mkdir()
-            params = dict(base, tasks=[args.task], modes=[args.mode])
+            # one task and mode; no mixes or curve points, so `conditions` need only these
+            params = dict(
+                base, tasks=[args.task], modes=[args.mode], mixes=[], conditions=["real", args.mode]
+            )
+            params["train"] = dict(base["train"], learning_curve_sizes=[])
             params["generate"] = dict(base["generate"], per_label=args.per_label)
             params["generate"]["endpoint"] = dict(base["generate"]["endpoint"], engine=engine)
             (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
