@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ from scipy.stats import spearmanr
 from synthbench.config import load_params
 from synthbench.errors import DataError
 from synthbench.layout import Layout
+from synthbench.pilot.calibration import Pair, agreement, leave_one_task_out
 from synthbench.records import EvaluationMetrics
 from synthbench.tasks.registry import load_task
 
@@ -48,44 +48,8 @@ SIGNALS = {  # name → how to read it off a pilot mode entry
 PREDICTOR = "raw prediction"
 
 
-@dataclass
-class Pair:
-    """One task/mode: the pilot's signals, the raw prediction's interval and the measured gap (points)."""
-
-    task: str
-    mode: str
-    signals: dict[str, float]
-    low: float
-    high: float
-    verdict: str
-    actual: float
-
-
 def seed_mean(layout: Layout, task: str, condition: str, backbone: str) -> EvaluationMetrics:
     return EvaluationMetrics.read(layout.metrics(task, condition, backbone))
-
-
-def loto(pairs: list[Pair], signal: str) -> list[float]:
-    """Each pair's prediction by the line ``actual ≈ a + b · signal`` fitted on the other tasks' pairs."""
-    out = []
-    for pair in pairs:
-        train = [p for p in pairs if p.task != pair.task and np.isfinite(p.signals[signal])]
-        x = np.array([p.signals[signal] for p in train])
-        y = np.array([p.actual for p in train])
-        if len(train) < 3 or np.ptp(x) == 0:
-            out.append(float(np.mean(y)) if len(y) else float("nan"))
-            continue
-        b, a = np.polyfit(x, y, 1)
-        out.append(float(a + b * pair.signals[signal]))
-    return out
-
-
-def score(predicted: list[float], actual: list[float]) -> tuple[float, float]:
-    """(Spearman ρ, mean absolute error in points) over the pairs with a finite prediction."""
-    keep = [i for i, p in enumerate(predicted) if np.isfinite(p)]
-    pred, act = np.array(predicted)[keep], np.array(actual)[keep]
-    rho = float(spearmanr(pred, act).statistic) if len(keep) > 2 else float("nan")
-    return rho, float(np.mean(np.abs(pred - act)))
 
 
 def interval(m: EvaluationMetrics) -> str:
@@ -108,6 +72,8 @@ def main() -> None:
     print("| task | subjectivity | real | zero-shot | few-shot |")
     print("|---|---|---|---|---|")
     pairs: list[Pair] = []
+    bounds: list[tuple[float, float]] = []  # the raw prediction's 95% interval, per pair
+    verdicts: list[str] = []
     shares: dict[str, str] = {}
     subjectivity: dict[str, int] = {}
     for task in params.tasks:
@@ -120,23 +86,20 @@ def main() -> None:
             summary = json.loads(layout.synthetic_summary(task, mode).read_text())
             full = sum(summary["attempts_per_label"].values())
             shares[f"{task} {mode}"] = f"{entry['cost']['pilot_requests']} of {full}"
+            signals = {name: read(entry) for name, read in SIGNALS.items()}
             pairs.append(
                 Pair(
                     task,
                     mode,
-                    {
-                        name: float(read(entry) if read(entry) is not None else np.nan)
-                        for name, read in SIGNALS.items()
-                    },
-                    100 * entry["prediction"]["gap_low"],
-                    100 * entry["prediction"]["gap_high"],
-                    entry["verdict"],
+                    {name: np.nan if value is None else float(value) for name, value in signals.items()},
                     100 * (scores["real"].macro_f1_mean - scores[mode].macro_f1_mean),
                 )
             )
+            bounds.append((100 * entry["prediction"]["gap_low"], 100 * entry["prediction"]["gap_high"]))
+            verdicts.append(entry["verdict"])
 
     actual = [p.actual for p in pairs]
-    calibrated = {name: loto(pairs, name) for name in SIGNALS}
+    calibrated = {name: leave_one_task_out(pairs, name) for name in SIGNALS}
     print("\n## The pilot per task and mode (gaps: real − synthetic Macro-F1, points)\n")
     print(
         "| task | mode | fidelity | AUC | diversity ratio | verdict | raw predicted gap [95%] | "
@@ -147,20 +110,21 @@ def main() -> None:
         s = p.signals
         print(
             f"| {p.task} | {p.mode} | {s['label fidelity']:.2f} | {s['AUC']:.2f} | {s['diversity ratio']:.2f} | "
-            f"{p.verdict} | {s[PREDICTOR]:+.1f} [{p.low:+.1f}, {p.high:+.1f}] | {calibrated[PREDICTOR][i]:+.1f} | "
+            f"{verdicts[i]} | {s[PREDICTOR]:+.1f} [{bounds[i][0]:+.1f}, {bounds[i][1]:+.1f}] | "
+            f"{calibrated[PREDICTOR][i]:+.1f} | "
             f"{p.actual:+.1f} |"
         )
 
     print(f"\n## Predictors over {len(pairs)} task/mode pairs ({len(params.tasks)} tasks)\n")
     print("| predictor | Spearman ρ | MAE (points) |")
     print("|---|---|---|")
-    rho, mae = score([p.signals[PREDICTOR] for p in pairs], actual)
+    rho, mae, _ = agreement([p.signals[PREDICTOR] for p in pairs], actual)
     print(f"| raw prediction, uncalibrated | {rho:+.2f} | {mae:.1f} |")
     for name in SIGNALS:
-        rho, mae = score(calibrated[name], actual)
+        rho, mae, _ = agreement(calibrated[name], actual)
         mark = " (**the pilot's predictor**)" if name == PREDICTOR else ""
         print(f"| {name}, calibrated leave-one-task-out{mark} | {rho:+.2f} | {mae:.1f} |")
-    inside = sum(p.low <= p.actual <= p.high for p in pairs)
+    inside = sum(low <= p.actual <= high for p, (low, high) in zip(pairs, bounds, strict=True))
     print(f"\nThe actual gap fell inside the raw prediction's interval for {inside} of {len(pairs)} pairs.")
 
     print("\n## The pilot's requests, of the full run's\n")
