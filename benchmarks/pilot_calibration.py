@@ -66,7 +66,7 @@ def main() -> None:
     params = load_params(Path(args.params))
     layout = Layout(Path("."))
     backbone = params.backbones[0]
-    seeds = len(params.train.seeds or [params.train.seed])
+    seeds = len(params.train.seed_list)
 
     print(f"## Table 1: test Macro-F1 %, mean over {seeds} training seeds [95% interval], {backbone}\n")
     print("| task | subjectivity | real | zero-shot | few-shot |")
