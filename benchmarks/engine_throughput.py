@@ -37,9 +37,21 @@ from synthbench.generation.rounds import Plan, prefix_order
 from synthbench.generation.server import embedded_server
 from synthbench.generation.strategies import SampleSlot
 from synthbench.tasks.registry import load_task
+from synthbench.tasks.spec import TaskSpec
 from synthbench.threads import thread_budget
 
 ALIAS = "smollm2-135m-instruct"
+
+
+def real_by_label(spec: TaskSpec, cap: int = 200) -> dict[str, list[str]]:
+    """Up to ``cap`` real texts per label straight from the task's source, for benchmarks that build the stage's
+    prompts without prepare's output."""
+    raw, _ = load_raw(spec)
+    by_label: dict[str, list[str]] = defaultdict(list)
+    for text, label in raw["all"]:
+        if len(by_label[label]) < cap:
+            by_label[label].append(text)
+    return by_label
 
 
 def few_shot_requests(n: int, params_path: Path) -> list[ChatRequest]:
@@ -47,13 +59,8 @@ def few_shot_requests(n: int, params_path: Path) -> list[ChatRequest]:
     params = load_params(params_path)
     gen = params.generate
     spec = load_task("bbc_news")
-    raw, _ = load_raw(spec)
-    by_label: dict[str, list[str]] = defaultdict(list)
-    for text, label in raw["all"]:
-        if len(by_label[label]) < 200:
-            by_label[label].append(text)
-    # The stage's builder, on the wheel's rows (the benchmark runs without prepare's output).
-    strategy = strategy_from_params("few_shot", spec, params.seed, gen, by_label)
+    # The stage's builder, on the source's rows (the benchmark runs without prepare's output).
+    strategy = strategy_from_params("few_shot", spec, params.seed, gen, real_by_label(spec))
     plan = Plan.build("bbc_news", "few_shot", spec, strategy, "bench", gen)
     labels = spec.label_names
     return [plan.request(SampleSlot(labels[i % len(labels)], i // len(labels)), []) for i in range(n)]

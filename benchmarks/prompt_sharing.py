@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from collections import defaultdict
 from pathlib import Path
 
 from llama_cpp import Llama
 
+from engine_throughput import real_by_label  # benchmarks/ is on sys.path when run as a script
 from synthbench.assets import embedded_gguf_path
 from synthbench.config import load_params
-from synthbench.data.sources import load_raw
 from synthbench.generation.client import ChatRequest
 from synthbench.generation.modes import strategy_from_params
 from synthbench.generation.rounds import Plan, prefix_order
@@ -55,11 +54,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for task in params.tasks:
         spec = load_task(task, params.custom_tasks)
-        raw, _ = load_raw(spec)
-        by_label: dict[str, list[str]] = defaultdict(list)
-        for text, label in raw["all"]:
-            if len(by_label[label]) < 200:
-                by_label[label].append(text)
+        by_label = real_by_label(spec)
         for mode in params.modes:
             strategy = strategy_from_params(mode, spec, params.seed, gen, by_label)
             plan = Plan.build(task, mode, spec, strategy, "bench", gen)
