@@ -15,8 +15,10 @@ Needs the built llama-server (``python -m synthbench.generation.llama_build``). 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -123,8 +125,24 @@ def batched_bench(binary: Path, model: Path, threads: int, npp: int, ntg: int) -
     return rows
 
 
-def competitor() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+_ORPHAN_BURNER = """
+import subprocess, sys
+burner = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(burner.pid, flush=True)
+"""
+
+
+def competitor() -> int:
+    """Start a CPU-bound process that is not ours (its parent exits at once, as another user's job would be:
+    the engine's load watch counts only processes outside this one's tree); returns its pid."""
+    out = subprocess.run([sys.executable, "-c", _ORPHAN_BURNER], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def stop_competitor(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
 
 
 def main() -> None:
@@ -137,6 +155,11 @@ def main() -> None:
     ap.add_argument("--skip-e2e", action="store_true")
     ap.add_argument(
         "--latency-threads", default="", help="also measure latency at these thread counts, e.g. 1"
+    )
+    ap.add_argument(
+        "--latency-auto",
+        action="store_true",
+        help="measure latency only with the default thread count (n_threads null: fitted to the load)",
     )
     args = ap.parse_args()
     threads = thread_budget()
@@ -207,7 +230,9 @@ def main() -> None:
         "ratio |\n|---|---|---|---|---|"
     )
     few = requests[: args.latency_requests]
-    counts = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
+    counts: list[int | None] = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
+    if args.latency_auto:
+        counts = [None]
     for (name, kwargs), n_threads in (
         []
         if not few
@@ -225,15 +250,21 @@ def main() -> None:
     ):
         with embedded_server(model, alias=ALIAS, n_ctx=2048, n_threads=n_threads, **kwargs) as base_url:  # type: ignore[arg-type]
             client_run(base_url, few[:1], 1)
-            quiet = client_run(base_url, few, 1)["latency_s"]
+            # wall time per request, sent one at a time: a retried request's failed try counts too
+            quiet = mean(client_run(base_url, [r], 1)["wall_s"] for r in few)
             hog = competitor()
             try:
                 time.sleep(1)
-                loaded = client_run(base_url, few, 1)["latency_s"]
+                # one at a time, so the first (sent 1 s after the competitor began) is seen apart
+                loaded_each = [client_run(base_url, [r], 1)["wall_s"] for r in few]
             finally:
-                hog.kill()
-                hog.wait()
-        print(f"| {name} | {n_threads} | {quiet:.2f} | {loaded:.2f} | {loaded / quiet:.1f}× |")
+                stop_competitor(hog)
+        loaded = mean(loaded_each)
+        label = "auto (load watch)" if n_threads is None else str(n_threads)
+        print(
+            f"| {name} | {label} | {quiet:.2f} | {loaded:.2f} (first {loaded_each[0]:.2f}, rest "
+            f"{mean(loaded_each[1:] or loaded_each):.2f}) | {loaded / quiet:.1f}× |"
+        )
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

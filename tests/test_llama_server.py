@@ -4,11 +4,14 @@ error, SIGINT and SIGTERM, and never outliving a SIGKILLed parent."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -123,7 +126,13 @@ def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> 
     ]
     with (
         embedded_server(
-            embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=BINARY, parallel=4
+            embedded_gguf_path(),
+            alias="m",
+            n_ctx=512,
+            engine="llama-server",
+            binary=BINARY,
+            parallel=4,
+            watch_load_s=None,  # no restart may interrupt this count of calls (the load watch has its test)
         ) as base_url,
         Journal(tmp_path / "j.sqlite") as journal,
     ):
@@ -230,3 +239,118 @@ def test_the_generate_stage_on_llama_server_journals_each_request_once(cli, tmp_
     with Journal(root / ".synthbench/journal.sqlite") as journal:
         assert journal.count() == asked  # N requests, N distinct entries, none lost or repeated
     assert engine_processes() == []
+
+
+def _engine_threads() -> int | None:
+    """The ``--threads`` of the running llama-server (None when none runs)."""
+    for proc in engine_processes():
+        with contextlib.suppress(psutil.Error):
+            cmd = proc.cmdline()
+            if "--threads" in cmd and cmd[0].endswith("llama-server"):
+                return int(cmd[cmd.index("--threads") + 1])
+    return None
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.25)
+    return False
+
+
+_ORPHAN_BURNER = """
+import subprocess, sys
+burner = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(burner.pid, flush=True)
+"""
+
+
+@needs_binary
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to give one up")
+def test_the_engine_gives_a_busy_core_up_and_takes_it_back(tmp_path: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    request = ChatRequest(
+        "k", [{"role": "user", "content": "Say hello."}], {"max_tokens": 8, "seed": 1, "temperature": 0.0}, {}
+    )
+    with (
+        embedded_server(
+            embedded_gguf_path(),
+            alias="m",
+            n_ctx=512,
+            engine="llama-server",
+            binary=BINARY,
+            parallel=2,
+            watch_load_s=0.5,
+            n_threads=None,
+        ) as base_url,
+        Journal(tmp_path / "j.sqlite") as journal,
+    ):
+        assert _engine_threads() == cores
+        # Someone else's busy process (not our child: its parent has exited).
+        out = subprocess.run(
+            [sys.executable, "-c", _ORPHAN_BURNER], capture_output=True, text=True, check=True
+        )
+        burner = int(out.stdout)
+        try:
+            assert _wait_for(lambda: _engine_threads() == cores - 1, 20), _engine_threads()
+            client = ChatClient(EndpointConfig(base_url=base_url, model="m", api_key_env=None), journal)
+            assert client.run([request])["k"].completion_tokens > 0  # the restarted server answers
+        finally:
+            os.kill(burner, signal.SIGKILL)
+        assert _wait_for(lambda: _engine_threads() == cores, 20), _engine_threads()
+    assert not port_open(base_url)
+    assert engine_processes() == []
+
+
+_CHILD_RESTARTED = """
+import subprocess, sys, time, psutil
+from synthbench.assets import embedded_gguf_path
+from synthbench.generation.server import embedded_server
+with embedded_server(embedded_gguf_path(), alias="m", n_ctx=512, engine="llama-server", binary=sys.argv[1],
+                     parallel=2, watch_load_s=0.3) as base_url:
+    first = {p.pid for p in psutil.Process().children(recursive=True)}
+    print("started", flush=True)
+    while {p.pid for p in psutil.Process().children(recursive=True)} & first:  # until restarted
+        time.sleep(0.1)
+    time.sleep(1)
+    procs = psutil.Process().children(recursive=True)
+    print(base_url, " ".join(str(p.pid) for p in procs), flush=True)
+    time.sleep(600)
+"""
+
+
+@needs_binary
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to give one up")
+def test_an_engine_restarted_by_the_load_watch_dies_with_a_sigkilled_parent() -> None:
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _CHILD_RESTARTED, str(BINARY)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    burner = None
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "started"
+        out = subprocess.run(
+            [sys.executable, "-c", _ORPHAN_BURNER], capture_output=True, text=True, check=True
+        )
+        burner = int(out.stdout)
+        base_url, *pids = (
+            parent.stdout.readline().split()
+        )  # the restarted engine, started off the main thread
+        engine = [psutil.Process(int(pid)) for pid in pids]
+        assert any("--threads 1" in " ".join(p.cmdline()) for p in engine)
+        parent.kill()
+        parent.wait(30)
+        _gone, alive = psutil.wait_procs(engine, timeout=20)
+        assert not alive, f"engine processes outlived their parent: {alive}"
+        assert not port_open(base_url)
+    finally:
+        parent.kill()
+        if burner is not None:
+            os.kill(burner, signal.SIGKILL)

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.test_strategy_contract import SPEC, project
+from tests.test_strategy_contract import GENERATE, SPEC, build, project
 
 from factories import server_generate
 from synthbench.config import PilotParams, TrackingParams
+from synthbench.generation.client import ChatRequest
+from synthbench.generation.filters import QualityFilter
+from synthbench.generation.journal import Completion
+from synthbench.generation.requests import OnResult
+from synthbench.generation.rounds import Plan, collect
 from synthbench.generation.stage import run_generate
 from synthbench.pilot import signals
 from synthbench.pilot.stage import run_pilot
@@ -133,6 +139,56 @@ def test_predict_goes_for_a_pilot_as_good_as_real_and_not_for_a_shuffled_one() -
     )
     bad = predict(val_labels, {**curve, "pilot": shuffled.predict(val).tolist()}, **common)
     assert bad.gap > 0.3 and verdict(bad, go_gap=0.05, no_go_gap=0.15)[0] == "no-go"
+
+
+class RecordingAnswerer:
+    """Answers each request with a distinct text, except a too-short one (rejected) at the ``bad`` (label, index)
+    slots; keeps every key it was asked."""
+
+    def __init__(self, bad: set[tuple[str, int]]) -> None:
+        self.bad = bad
+        self.asked: list[str] = []
+
+    def run(
+        self, requests: Sequence[ChatRequest], on_result: OnResult | None = None
+    ) -> dict[str, Completion]:
+        out = {}
+        for request in requests:
+            label, index = request.meta["label"], request.meta["index"]
+            text = "no" if (label, index) in self.bad else f"{label} gadget review number {index} here"
+            self.asked.append(request.key)
+            out[request.key] = Completion(text, 10, 10, "stop", "m", 0.0)
+        return out
+
+
+def test_the_pilot_asks_only_the_rows_a_label_lacks_and_each_is_a_request_of_the_full_run(
+    tmp_path: Path,
+) -> None:
+    project(tmp_path)
+    generate = GENERATE.model_copy(update={"per_label": 20, "diversity_every": 10})
+    bad = {("upbeat", 3), ("upbeat", 10)}
+
+    def run(want: int | None) -> tuple[list[str], dict[str, list[int]]]:
+        plan = Plan.build("gadgets", "zero_shot", SPEC, build("zero_shot", tmp_path), "m", generate)
+        quality = QualityFilter(
+            min_words=3, max_words=90, label_names=SPEC.label_names, near_duplicate_threshold=None
+        )
+        answerer = RecordingAnswerer(bad)
+        enough = None if want is None else (lambda out: all(len(r) >= want for r in out.accepted.values()))
+        outcome = collect(plan, answerer, quality, until=enough, want_per_label=want)
+        return answerer.asked, {
+            label: [row["sample_index"] for row in rows] for label, rows in outcome.accepted.items()
+        }
+
+    pilot_keys, pilot_rows = run(10)
+    full_keys, full_rows = run(None)
+    # round 1 (0-9 per label) leaves upbeat one short; round 2's first slot (10) is rejected, its second taken:
+    # 22 requests, where asking whole rounds would have cost 30
+    assert len(pilot_keys) == 22
+    assert pilot_rows == {"upbeat": [0, 1, 2, 4, 5, 6, 7, 8, 9, 11], "grim": list(range(10))}
+    assert set(pilot_keys) <= set(full_keys)  # a full run after it re-asks none of them
+    assert {label: rows[:10] for label, rows in full_rows.items()} == pilot_rows
+    assert len(full_keys) == len(set(full_keys)) == 42
 
 
 # --- the stage ----------------------------------------------------------------------------------------------------

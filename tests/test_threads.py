@@ -4,11 +4,23 @@ a shared budget (SYNTHBENCH_THREADS, SYNTHBENCH_WORKERS) divides them."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from synthbench.errors import ConfigError
-from synthbench.threads import THREADS_ENV, WORKERS_ENV, thread_budget, usable_cores
+from synthbench.threads import (
+    THREADS_ENV,
+    WORKERS_ENV,
+    ForeignLoad,
+    budget_is_fixed,
+    thread_budget,
+    threads_beside,
+    usable_cores,
+)
 
 
 def test_usable_cores_is_the_affinity_mask() -> None:
@@ -62,3 +74,64 @@ def test_torch_threads_null_follows_the_budget(monkeypatch: pytest.MonkeyPatch) 
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    ("foreign", "budget", "expected"),
+    [
+        (0.0, 2, 2),  # a quiet machine: every core
+        (0.3, 2, 2),  # a passing blip is not a competitor
+        (0.6, 2, 1),  # one busy process (it got 0.6 of a core beside a collapsed engine)
+        (1.0, 2, 1),
+        (2.0, 2, 1),  # never below one thread
+        (1.6, 8, 6),
+        (-0.1, 4, 4),  # rounding noise below zero
+    ],
+)
+def test_threads_beside_leave_each_busy_core_to_its_process(
+    foreign: float, budget: int, expected: int
+) -> None:
+    assert threads_beside(foreign, budget) == expected
+
+
+def test_a_budget_is_fixed_only_when_set_by_hand() -> None:
+    assert not budget_is_fixed(None, env={})
+    assert not budget_is_fixed(None, env={WORKERS_ENV: "2"})  # a share, still fitted to the load
+    assert budget_is_fixed(2, env={})
+    assert budget_is_fixed(None, env={THREADS_ENV: "2"})
+
+
+_ORPHAN_BURNER = """
+import subprocess, sys
+burner = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(burner.pid, flush=True)
+"""
+
+
+def _spin(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def test_foreign_load_counts_other_processes_not_this_one_or_its_children() -> None:
+    load = ForeignLoad()
+    child = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # ours: a child
+    try:
+        _spin(1.0)  # ours: this process
+        ours = load.sample()
+    finally:
+        child.kill()
+        child.wait()
+    # Its parent exits at once, so the burner is no descendant of ours: someone else's process.
+    pid = int(subprocess.run([sys.executable, "-c", _ORPHAN_BURNER], capture_output=True, text=True).stdout)
+    try:
+        load.sample()
+        time.sleep(1.0)
+        foreign = load.sample()
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    assert ours is not None and foreign is not None
+    assert ours < 0.35, ours  # two busy processes of ours, none foreign
+    assert 0.7 < foreign < 1.3, foreign  # one busy process elsewhere: one core

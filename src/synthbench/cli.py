@@ -478,7 +478,7 @@ def main() -> None:
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     import signal
 
-    from synthbench.generation.server import die_with_parent
+    from synthbench.generation.engine_process import die_with_parent
     from synthbench.lifeline import die_with_stage_runner
 
     signal.signal(signal.SIGTERM, _on_sigterm)

@@ -81,8 +81,10 @@ class EndpointParams(_Section):
     n_threads: int | None = Field(
         default=None,
         ge=1,
-        description="Embedded engine threads; null: the cores this process may use, or $SYNTHBENCH_THREADS, or "
-        "those cores divided by $SYNTHBENCH_WORKERS (synthbench.threads); a number is capped at the cores.",
+        description="Embedded engine threads; null: the cores this process may use, or those cores divided by "
+        "$SYNTHBENCH_WORKERS, less one per core other processes keep busy (re-measured every second; the engine "
+        "restarts when that count changes), or $SYNTHBENCH_THREADS as given (synthbench.threads); a number is "
+        "kept as given, capped at the cores.",
     )
     mode: Literal["online", "batch"] = Field(
         default="online",

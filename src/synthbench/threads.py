@@ -12,8 +12,11 @@ barrier per layer), and a thread that spins while its core is busy elsewhere bur
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from synthbench.errors import ConfigError
 
@@ -59,3 +62,93 @@ def thread_budget(
     if jobs is not None:
         return max(1, cores // jobs)
     return cores
+
+
+def budget_is_fixed(explicit: int | None = None, *, env: Mapping[str, str] | None = None) -> bool:
+    """Whether the thread count was set by hand (a param or ``$SYNTHBENCH_THREADS``): then it is kept as given,
+    and no load watch (:class:`ForeignLoad`) second-guesses it."""
+    env = os.environ if env is None else env
+    return explicit is not None or _positive(env, THREADS_ENV) is not None
+
+
+def threads_beside(foreign_cores: float, budget: int) -> int:
+    """Threads for an engine whose ``budget`` cores are shared with ``foreign_cores`` cores' worth of other
+    processes (a measured average): one thread fewer per other busy core (half a core or more counts as busy),
+    at least 1. A thread that shares its core with another busy process stalls every barrier of the layer."""
+    busy = math.floor(max(0.0, foreign_cores) + 0.5)
+    return max(1, budget - busy)
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_busy_ticks(cpus: set[int]) -> int | None:
+    """Busy time of ``cpus`` since boot, in clock ticks, from ``/proc/stat``: user, system, irq, softirq and
+    steal, not ``nice`` (processes at a positive nice value, such as a ``nice -n 19`` build, yield their core to
+    ours: they are no competitor). None where there is no such file (not Linux)."""
+    try:
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
+        return None
+    total = 0
+    for line in lines:
+        name, _, rest = line.partition(" ")
+        if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+            fields = [int(x) for x in rest.split()]
+            total += fields[0] + fields[2] + fields[5] + fields[6] + fields[7]
+    return total
+
+
+def _tree_ticks(root: int) -> int:
+    """CPU time (user + system, clock ticks) of ``root`` and every live process descended from it."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, …; utime is 14th
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    ours = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in ours and pid not in ours:
+                ours.add(pid)
+                grew = True
+    return sum(ticks.get(pid, 0) for pid in ours)
+
+
+class ForeignLoad:
+    """The cores this process's CPUs spent on *other* processes (not this one, not its children) between two
+    calls of :meth:`sample`: what competes with an engine for its cores. Linux ``/proc``; elsewhere the
+    samples are None (nothing to act on)."""
+
+    def __init__(self, root: int | None = None) -> None:
+        self.root = os.getpid() if root is None else root
+        try:
+            self.cpus = set(os.sched_getaffinity(0))
+        except AttributeError:
+            self.cpus = set()
+        self._last = self._read()
+
+    def _read(self) -> tuple[float, int, int] | None:
+        busy = _cpu_busy_ticks(self.cpus) if self.cpus else None
+        if busy is None:
+            return None
+        return time.monotonic(), busy, _tree_ticks(self.root)
+
+    def sample(self) -> float | None:
+        """Average cores busy with other processes since the previous call (or construction)."""
+        now = self._read()
+        last, self._last = self._last, now
+        if now is None or last is None or now[0] <= last[0]:
+            return None
+        elapsed_ticks = (now[0] - last[0]) * _CLOCK_TICKS
+        foreign = (now[1] - last[1]) - (now[2] - last[2])
+        return max(0.0, foreign / elapsed_ticks)

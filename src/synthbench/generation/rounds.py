@@ -103,6 +103,15 @@ class Plan:
 
 
 @dataclass
+class _Round:
+    """One label's round of the full run: its attempts end before index ``end``; its requests quote
+    ``previous`` (the texts accepted when it began)."""
+
+    end: int
+    previous: list[str]
+
+
+@dataclass
 class Outcome:
     """Accepted rows per label (plan order), attempts per label, rejections by reason (overall, per label)."""
 
@@ -143,26 +152,39 @@ def collect(
     *,
     until: Callable[[Outcome], bool] | None = None,
     consistency: LabelConsistency | None = None,
+    want_per_label: int | None = None,
 ) -> Outcome:
     """Run rounds until every label is full or out of attempts. ``watch`` sees each answer as it arrives (and
     may stop the stage early) and the accepted count after each round. ``until`` (the pilot's) stops before a
     round once it holds: the rounds sent are then exactly the first rounds of the full run (same indices, same
     quoted texts, so the same journal keys), and the full run later re-asks none of them. ``consistency`` (when
     ``generate.label_consistency_threshold`` is set) reads each round's answers in one batch and rejects those
-    whose intended label its oracle rejects."""
+    whose intended label its oracle rejects. ``want_per_label`` (the pilot's rows per label) asks no more of a
+    round than a label still lacks: the rest of that round, if needed, follows in smaller sends with the same
+    quoted texts, so every request sent is still one of the full run's, and no label is asked a whole round
+    for the one row a rejection cost it."""
     labels = plan.spec.label_names
     out = Outcome({label: [] for label in labels}, dict.fromkeys(labels, 0))
     out.rejected_per_label = {label: Counter() for label in labels}
+    rounds = {label: _Round(0, []) for label in labels}  # each label's current round of the full run
     while until is None or not until(out):
         batch: list[tuple[SampleSlot, ChatRequest]] = []
         for label in labels:
-            need = plan.per_label - len(out.accepted[label])
-            room = plan.attempt_cap - out.attempts[label]
-            previous = [row["text"] for row in out.accepted[label]]
-            for _ in range(max(0, min(need, room, plan.round_size))):
+            current = rounds[label]
+            if out.attempts[label] >= current.end:  # the next round: it quotes what is accepted so far
+                need = plan.per_label - len(out.accepted[label])
+                room = plan.attempt_cap - out.attempts[label]
+                slots = max(0, min(need, room, plan.round_size))
+                current = rounds[label] = _Round(
+                    out.attempts[label] + slots, [row["text"] for row in out.accepted[label]]
+                )
+            ask = current.end - out.attempts[label]
+            if want_per_label is not None:
+                ask = min(ask, max(0, want_per_label - len(out.accepted[label])))
+            for _ in range(ask):
                 slot = SampleSlot(label, out.attempts[label])
                 out.attempts[label] += 1
-                batch.append((slot, plan.request(slot, previous)))
+                batch.append((slot, plan.request(slot, current.previous)))
         if not batch:
             return out
         answers = client.run(

@@ -5,8 +5,11 @@ built by :mod:`synthbench.generation.llama_build`). Started, waited for, and sto
 Ctrl-C or SIGTERM — so no server outlives the stage.
 
 Threads: ``n_threads`` for prompt and generation (default :func:`synthbench.threads.thread_budget`: never more
-than the cores this process may use), and llama-server waits for work without polling (``--poll 0``), so a
-shared machine is not burned by spinning threads.
+than the cores this process may use, less one per core another process keeps busy, re-measured every second and
+fitted by restarting the server on the same port), and llama-server waits for work without polling
+(``--poll 0``), so a shared machine is not burned by spinning threads. Why restart rather than share: llama.cpp's
+threads meet at a barrier per layer, so one thread on a core that another process also wants stalls them all
+(20-130x slower per request on 2 cores, benchmarks/RESULTS.md).
 
 Tied to the stage's lifetime twice over, since ``finally`` never runs after a ``kill -9``: the kernel sends it
 SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``, Linux), and a watchdog thread inside it reads a pipe
@@ -16,22 +19,18 @@ group (any OS with pipes)."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import os
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 from synthbench.errors import EndpointError
-from synthbench.threads import thread_budget
+from synthbench.generation.engine_process import EngineProcess, watch_load
+from synthbench.threads import ForeignLoad, budget_is_fixed, thread_budget, threads_beside
 
 
 def free_port() -> int:
@@ -39,33 +38,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return False
-
-
-def _stop(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=grace_s)
-
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-try:  # resolved here, in the parent: the child between fork and exec should only call it
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):  # not Linux: the watchdog pipe alone ties the server to us
-    _PRCTL = None
 
 # Watch the pipe from the parent: when it closes (the parent died, however), kill the whole process group.
 _WATCH = """
@@ -118,6 +90,8 @@ while True:
 
 ENGINES = ("llama-cpp-python", "llama-server")
 CACHE_REUSE_TOKENS = 64  # llama-server: shortest chunk of a slot's cached prompt reused by KV shifting
+WATCH_LOAD_S = 1.0  # how often the engine's threads are fitted to the other processes' load
+START_SAMPLE_S = 0.3  # the load measured before the first start
 
 
 def llama_server_args(
@@ -164,15 +138,52 @@ def llama_server_args(
     return args
 
 
-def die_with_parent(signum: int = signal.SIGKILL, parent: int | None = None) -> None:
-    """Ask the kernel to send ``signum`` to this process when its parent dies (Linux; elsewhere a no-op). As a
-    ``preexec_fn`` (run in the child between fork and exec) pass ``parent``, the forking pid: a child whose
-    parent died before the prctl took effect exits at once."""
-    if _PRCTL is None:
-        return
-    _PRCTL(PR_SET_PDEATHSIG, signum, 0, 0, 0)
-    if parent is not None and os.getppid() != parent:
-        os._exit(1)
+def _engine_command(
+    engine: str,
+    watch_read: int,
+    model_path: str | Path,
+    binary: str | Path | None,
+    *,
+    alias: str,
+    port: int,
+    n_ctx: int,
+    threads: int,
+    parallel: int,
+    prefix_reuse: bool,
+) -> list[str]:
+    """The command that runs ``engine`` under its watchdog (which reads ``watch_read``)."""
+    if engine == "llama-server":
+        server = llama_server_args(
+            binary or "llama-server",
+            model_path,
+            alias=alias,
+            port=port,
+            n_ctx=n_ctx,
+            threads=threads,
+            parallel=parallel,
+            prefix_reuse=prefix_reuse,
+        )
+        return [sys.executable, "-c", _WATCHDOG_EXEC, str(watch_read), *server]
+    return [
+        sys.executable,
+        "-c",
+        _WATCHDOG,
+        str(watch_read),
+        "--model",
+        str(model_path),
+        "--model_alias",
+        alias,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+        "--n_threads",
+        str(threads),
+        "--n_threads_batch",
+        str(threads),
+    ]
 
 
 @contextlib.contextmanager
@@ -187,95 +198,73 @@ def embedded_server(
     binary: str | Path | None = None,
     parallel: int = 1,
     prefix_reuse: bool = True,
+    watch_load_s: float | None = WATCH_LOAD_S,
 ) -> Iterator[str]:
     """Run the embedded server for the block; yields its base URL (``http://127.0.0.1:P/v1``).
 
     ``engine``: ``llama-cpp-python`` (``python -m llama_cpp.server``, one request at a time) or ``llama-server``
     (``binary``, with ``parallel`` slots of ``n_ctx`` tokens each and, with ``prefix_reuse``, each slot's
-    prompt cache reused by the next request that shares its prefix)."""
+    prompt cache reused by the next request that shares its prefix).
+
+    Threads: ``n_threads`` (or ``$SYNTHBENCH_THREADS``) as given; otherwise the budget of
+    :func:`synthbench.threads.thread_budget` less one per core that other processes keep busy, measured before
+    the start and every ``watch_load_s`` seconds after it (None: not watched), restarting the server on the same
+    port when that count changes."""
     if engine not in ENGINES:
         raise EndpointError(f"unknown embedded engine {engine!r}; use one of {', '.join(ENGINES)}")
+    if engine == "llama-server" and binary is None:
+        raise EndpointError("engine llama-server needs the llama-server binary (llama_build.ensure_built())")
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="synthbench-llama-", suffix=".log", delete=False)  # noqa: SIM115
-    watch_read, watch_write = os.pipe()  # the child inherits the read end only (pass_fds)
-    threads = thread_budget(n_threads)
-    if engine == "llama-server":
-        if binary is None:
-            raise EndpointError(
-                "engine llama-server needs the llama-server binary (llama_build.ensure_built())"
-            )
-        cmd = [
-            sys.executable,
-            "-c",
-            _WATCHDOG_EXEC,
-            str(watch_read),
-            *llama_server_args(
-                binary,
-                model_path,
-                alias=alias,
-                port=port,
-                n_ctx=n_ctx,
-                threads=threads,
-                parallel=parallel,
-                prefix_reuse=prefix_reuse,
-            ),
-        ]
-    else:
-        cmd = [
-            sys.executable,
-            "-c",
-            _WATCHDOG,
-            str(watch_read),
-            "--model",
-            str(model_path),
-            "--model_alias",
-            alias,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            str(n_ctx),
-            "--n_threads",
-            str(threads),
-            "--n_threads_batch",
-            str(threads),
-        ]
-    base_url = f"http://127.0.0.1:{port}/v1"
-    # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.
-    process = subprocess.Popen(
-        cmd,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        pass_fds=(watch_read,),
-        preexec_fn=functools.partial(die_with_parent, signal.SIGKILL, os.getpid()),
+    log.close()
+    watch_read, watch_write = os.pipe()  # children inherit the read end only (pass_fds)
+    budget = thread_budget(n_threads)
+    watched = watch_load_s is not None and budget > 1 and not budget_is_fixed(n_threads)
+
+    def command(threads: int) -> list[str]:
+        return _engine_command(
+            engine,
+            watch_read,
+            model_path,
+            binary,
+            alias=alias,
+            port=port,
+            n_ctx=n_ctx,
+            threads=threads,
+            parallel=parallel,
+            prefix_reuse=prefix_reuse,
+        )
+
+    server = EngineProcess(
+        engine, command, f"http://127.0.0.1:{port}/v1", watch_read, log.name, startup_timeout_s
     )
-    os.close(watch_read)
+    stop = threading.Event()
+    watcher = None
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not _answers(f"{base_url}/models"):
-            if process.poll() is not None:
-                lines = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise EndpointError(
-                    f"embedded {engine} server exited with code {process.returncode} ({lines[0][:200]}); "
-                    f"log: {log.name}"
-                )
-            if time.monotonic() > deadline:
-                raise EndpointError(
-                    f"embedded {engine} server did not answer within {startup_timeout_s:.0f} s; raise "
-                    f"generate.endpoint.startup_timeout_s (log: {log.name})"
-                )
-            time.sleep(0.25)
-        yield base_url
+        threads = budget
+        if watched:
+            load = ForeignLoad()
+            time.sleep(START_SAMPLE_S)
+            threads = threads_beside(load.sample() or 0.0, budget)
+        server.start(threads)
+        if watched:
+            load.sample()
+            watcher = threading.Thread(
+                target=watch_load, args=(server, budget, load, watch_load_s, stop), daemon=True
+            )
+            watcher.start()
+        yield server.base_url
         failed = False
     except BaseException:
         failed = True
         raise
     finally:
-        _stop(process)
+        stop.set()
+        if watcher is not None:
+            watcher.join()
+        server.stop()
+        os.close(watch_read)
         os.close(watch_write)
-        log.close()
         if not failed:  # keep the server's log when something went wrong: the error message names it
             with contextlib.suppress(OSError):
                 os.unlink(log.name)

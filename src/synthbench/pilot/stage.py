@@ -222,6 +222,7 @@ def generate_pilot(
                 quality_filter(generate, spec),
                 until=_enough(n, cap),
                 consistency=consistency,
+                want_per_label=n,
             )
             rows = [row for label_rows in outcome.accepted.values() for row in label_rows[:n]]
             if not rows:

@@ -1,0 +1,165 @@
+"""An embedded engine's server process: started under its watchdog, waited for until it answers, stopped by
+process group (SIGTERM, then SIGKILL), and restarted on the same port with another thread count when the load
+around it changes (:func:`watch_load`)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from synthbench.errors import EndpointError
+from synthbench.threads import ForeignLoad, threads_beside
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+        return False
+
+
+def stop_process(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=grace_s)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+try:  # resolved here, in the parent: the child between fork and exec should only call it
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: the watchdog pipe alone ties the server to us
+    _PRCTL = None
+
+
+def die_with_parent(signum: int = signal.SIGKILL, parent: int | None = None) -> None:
+    """Ask the kernel to send ``signum`` to this process when its parent dies (Linux; elsewhere a no-op). As a
+    ``preexec_fn`` (run in the child between fork and exec) pass ``parent``, the forking pid: a child whose
+    parent died before the prctl took effect exits at once."""
+    if _PRCTL is None:
+        return
+    _PRCTL(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+class EngineProcess:
+    """The running server process, started (and, when the load around it changes, restarted on the same port
+    with another thread count) by one lock holder at a time."""
+
+    def __init__(
+        self,
+        engine: str,
+        command: Callable[[int], list[str]],
+        base_url: str,
+        watch_read: int,
+        log_path: str,
+        startup_timeout_s: float,
+    ) -> None:
+        self.engine = engine
+        self.command = command
+        self.base_url = base_url
+        self.watch_read = watch_read
+        self.log_path = log_path
+        self.startup_timeout_s = startup_timeout_s
+        self.process: subprocess.Popen[bytes] | None = None
+        self.threads = 0
+        self.lock = threading.Lock()
+
+    def start(self, threads: int) -> None:
+        with self.lock:
+            if self.process is not None:
+                stop_process(self.process)
+            self.threads = threads
+            with open(self.log_path, "ab") as log:
+                # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.
+                self.process = subprocess.Popen(
+                    self.command(threads),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    pass_fds=(self.watch_read,),
+                    # The kernel's parent-death signal follows the forking *thread*: from the load watch's
+                    # thread it would kill the engine when that thread ends. There the watchdog pipe alone
+                    # ties the engine to this process (its end of file comes however the process dies).
+                    preexec_fn=functools.partial(die_with_parent, signal.SIGKILL, os.getpid())
+                    if threading.current_thread() is threading.main_thread()
+                    else None,
+                )
+            self._wait_ready(self.process)
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + self.startup_timeout_s
+        while not answers(f"{self.base_url}/models"):
+            if process.poll() is not None:
+                lines = Path(self.log_path).read_text(errors="replace").strip().splitlines()[-1:]
+                raise EndpointError(
+                    f"embedded {self.engine} server exited with code {process.returncode} "
+                    f"({(lines or ['no output'])[0][:200]}); log: {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                raise EndpointError(
+                    f"embedded {self.engine} server did not answer within {self.startup_timeout_s:.0f} s; "
+                    f"raise generate.endpoint.startup_timeout_s (log: {self.log_path})"
+                )
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.process is not None:
+                stop_process(self.process)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def watch_load(
+    server: EngineProcess, budget: int, load: ForeignLoad, interval_s: float, stop: threading.Event
+) -> None:
+    """Every ``interval_s``, fit the engine's threads to the cores other processes leave it: two samples in a
+    row that call for another count restart it with that count (a llama.cpp thread that shares its core with a
+    busy process stalls every layer's barrier: 20-130x slower per request, measured; one thread fewer costs
+    ~1.5x). Requests in flight during the restart fail and are retried by the client."""
+    pending, streak = 0, 0
+    while not stop.wait(interval_s):
+        foreign = load.sample()
+        if foreign is None:
+            return
+        want = threads_beside(foreign, budget)
+        if want == server.threads:
+            pending, streak = 0, 0
+            continue
+        streak = streak + 1 if want == pending else 1
+        pending = want
+        if streak < 2 or stop.is_set():
+            continue
+        _say(
+            f"embedded {server.engine}: other processes keep {foreign:.1f} of its {budget} cores busy; "
+            f"restarting it with {want} thread(s)"
+        )
+        try:
+            server.start(want)
+        except EndpointError as exc:
+            _say(f"embedded {server.engine}: restart failed: {exc}")
+            return
+        load.sample()  # the restart's own start-up is not a competitor's load
+        pending, streak = 0, 0
