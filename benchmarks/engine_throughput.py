@@ -157,9 +157,13 @@ def main() -> None:
         "--latency-threads", default="", help="also measure latency at these thread counts, e.g. 1"
     )
     ap.add_argument(
+        "--latency-engines", default="llama-cpp-python,llama-server", help="engines of the latency table"
+    )
+    ap.add_argument(
         "--latency-auto",
         action="store_true",
-        help="measure latency only with the default thread count (n_threads null: fitted to the load)",
+        help="measure latency with the default thread count (n_threads null: fitted to the load) instead of "
+        "every core, plus any --latency-threads",
     )
     args = ap.parse_args()
     threads = thread_budget()
@@ -231,8 +235,8 @@ def main() -> None:
     )
     few = requests[: args.latency_requests]
     counts: list[int | None] = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
-    if args.latency_auto:
-        counts = [None]
+    if args.latency_auto:  # the default (fitted to the load), then any fixed counts asked for
+        counts = [None, *counts[1:]]
     for (name, kwargs), n_threads in (
         []
         if not few
@@ -246,6 +250,7 @@ def main() -> None:
                     {"engine": "llama-server", "binary": binary / "llama-server", "parallel": 1},
                 ),
             )
+            if engine[0] in args.latency_engines.split(",")
         ]
     ):
         with embedded_server(model, alias=ALIAS, n_ctx=2048, n_threads=n_threads, **kwargs) as base_url:  # type: ignore[arg-type]

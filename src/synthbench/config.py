@@ -82,7 +82,7 @@ class EndpointParams(_Section):
         default=None,
         ge=1,
         description="Embedded engine threads; null: the cores this process may use, or those cores divided by "
-        "$SYNTHBENCH_WORKERS, less one per core other processes keep busy (re-measured every second; the engine "
+        "$SYNTHBENCH_WORKERS, less one per core other processes keep busy (re-measured twice a second; the engine "
         "restarts when that count changes), or $SYNTHBENCH_THREADS as given (synthbench.threads); a number is "
         "kept as given, capped at the cores.",
     )

@@ -43,6 +43,10 @@ def stop_process(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> Non
         process.wait(timeout=grace_s)
 
 
+RESTART_GRACE_S = 0.5  # a replaced engine's time to exit on SIGTERM before SIGKILL
+FEWER_AFTER = 2  # load samples in a row before the engine gives a core up …
+MORE_AFTER = 6  # … and before it takes one back
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 try:  # resolved here, in the parent: the child between fork and exec should only call it
     _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
@@ -86,8 +90,8 @@ class EngineProcess:
 
     def start(self, threads: int) -> None:
         with self.lock:
-            if self.process is not None:
-                stop_process(self.process)
+            if self.process is not None:  # replaced: nothing to finish (answers are journaled client-side)
+                stop_process(self.process, grace_s=RESTART_GRACE_S)
             self.threads = threads
             with open(self.log_path, "ab") as log:
                 # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.
@@ -135,10 +139,11 @@ def _say(line: str) -> None:
 def watch_load(
     server: EngineProcess, budget: int, load: ForeignLoad, interval_s: float, stop: threading.Event
 ) -> None:
-    """Every ``interval_s``, fit the engine's threads to the cores other processes leave it: two samples in a
-    row that call for another count restart it with that count (a llama.cpp thread that shares its core with a
-    busy process stalls every layer's barrier: 20-130x slower per request, measured; one thread fewer costs
-    ~1.5x). Requests in flight during the restart fail and are retried by the client."""
+    """Every ``interval_s``, fit the engine's threads to the cores other processes leave it: samples in a row
+    that call for another count (``FEWER_AFTER`` to give a core up, ``MORE_AFTER`` to take one back, so a
+    passing job does not make it flap) restart it with that count. A llama.cpp thread that shares its core with
+    a busy process stalls every layer's barrier (20-130x slower per request, measured); one thread fewer costs
+    ~1.6-1.9x. Requests in flight during the restart fail and are retried by the client."""
     pending, streak = 0, 0
     while not stop.wait(interval_s):
         foreign = load.sample()
@@ -150,7 +155,7 @@ def watch_load(
             continue
         streak = streak + 1 if want == pending else 1
         pending = want
-        if streak < 2 or stop.is_set():
+        if streak < (FEWER_AFTER if want < server.threads else MORE_AFTER) or stop.is_set():
             continue
         _say(
             f"embedded {server.engine}: other processes keep {foreign:.1f} of its {budget} cores busy; "

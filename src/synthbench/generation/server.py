@@ -5,7 +5,7 @@ built by :mod:`synthbench.generation.llama_build`). Started, waited for, and sto
 Ctrl-C or SIGTERM — so no server outlives the stage.
 
 Threads: ``n_threads`` for prompt and generation (default :func:`synthbench.threads.thread_budget`: never more
-than the cores this process may use, less one per core another process keeps busy, re-measured every second and
+than the cores this process may use, less one per core another process keeps busy, re-measured twice a second and
 fitted by restarting the server on the same port), and llama-server waits for work without polling
 (``--poll 0``), so a shared machine is not burned by spinning threads. Why restart rather than share: llama.cpp's
 threads meet at a barrier per layer, so one thread on a core that another process also wants stalls them all
@@ -90,7 +90,7 @@ while True:
 
 ENGINES = ("llama-cpp-python", "llama-server")
 CACHE_REUSE_TOKENS = 64  # llama-server: shortest chunk of a slot's cached prompt reused by KV shifting
-WATCH_LOAD_S = 1.0  # how often the engine's threads are fitted to the other processes' load
+WATCH_LOAD_S = 0.5  # how often the engine's threads are fitted to the other processes' load
 START_SAMPLE_S = 0.3  # the load measured before the first start
 
 
