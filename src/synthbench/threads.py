@@ -101,7 +101,7 @@ def _cpu_busy_ticks(cpus: set[int]) -> int | None:
 
 def _tree_ticks(root: int) -> int:
     """CPU time (user + system, clock ticks) of ``root`` and every live process descended from it."""
-    parents: dict[int, int] = {}
+    children: dict[int, list[int]] = {}
     ticks: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -111,17 +111,14 @@ def _tree_ticks(root: int) -> int:
         except OSError:  # it ended meanwhile
             continue
         fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": state, ppid, …; utime is 14th
-        parents[int(entry.name)] = int(fields[1])
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
         ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
-    ours = {root}
-    grew = True
-    while grew:
-        grew = False
-        for pid, parent in parents.items():
-            if parent in ours and pid not in ours:
-                ours.add(pid)
-                grew = True
-    return sum(ticks.get(pid, 0) for pid in ours)
+    total, todo = 0, [root]
+    while todo:  # one pass down the tree (a pid has one parent: each is reached once)
+        pid = todo.pop()
+        total += ticks.get(pid, 0)
+        todo += children.get(pid, [])
+    return total
 
 
 class ForeignLoad:
