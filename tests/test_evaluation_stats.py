@@ -143,3 +143,20 @@ def test_evaluate_rejects_test_labels_the_model_does_not_know(tmp_path: Path) ->
     message = str(caught.value)
     assert "test.jsonl" in message and "['neutral']" in message and "['fresh', 'rotten']" in message
     assert "re-run prepare and train" in message and "\n" not in message
+
+
+def test_saved_scores_are_used_only_for_the_same_texts_labels_and_seed(tmp_path: Path) -> None:
+    from synthbench.classifier import load_scores, save_scores
+
+    texts, labels = ["a good film", "a bad film", "a film"], ["fresh", "rotten"]
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]], dtype=np.float32)
+    path = tmp_path / "test_scores.npz"
+    assert load_scores(path, texts, labels, 0) is None  # no file yet
+    save_scores(path, texts, labels, {0: proba, 3: proba[:, ::-1]})
+    assert [p.name for p in tmp_path.iterdir()] == ["test_scores.npz"]  # no temporary file left
+    np.testing.assert_array_equal(load_scores(path, texts, labels, 0), proba)
+    np.testing.assert_array_equal(load_scores(path, texts, labels, 3), proba[:, ::-1])
+    assert load_scores(path, texts, labels, 1) is None  # a seed it never scored
+    assert load_scores(path, [*texts[:2], "another film"], labels, 0) is None  # another test set
+    assert load_scores(path, texts[::-1], labels, 0) is None  # the same texts in another order
+    assert load_scores(path, texts, labels[::-1], 0) is None  # another label order

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.test_training_data import FRESH, ROTTEN, TASK, tiny_params, write_tiny_task
 
@@ -244,3 +245,52 @@ def test_evaluate_and_champion_in_another_tracking_store_fail_with_the_fix(study
         ConfigError, match=r"registered model synthbench-rotten_tomatoes-.* is not in the tracking"
     ):
         champion_stage(elsewhere, study["root"])
+
+
+def test_evaluate_reads_the_train_stages_test_scores_and_they_equal_the_models_own(study: dict) -> None:
+    root = study["root"]
+    layout = Layout(root)
+    results = layout.results(TASK, "real", BACKBONE)
+    with np.load(layout.test_scores(TASK, "real", BACKBONE)) as saved:
+        assert sorted(saved.files) == ["fingerprint", "labels", "seed_0", "seed_1"]
+        assert saved["labels"].tolist() == ["fresh", "rotten"] and saved["seed_1"].shape == (6, 2)
+    # A new process evaluates from the saved scores without loading torch or transformers (its start-up is
+    # most of an evaluate stage's time) and writes what the first evaluation wrote.
+    uri = tiny_params(root).tracking.uri
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from synthbench.config import TrackingParams\n"
+        "from synthbench.evaluation.stage import run_evaluate\n"
+        "from synthbench.layout import Layout\n"
+        "tracking = TrackingParams(uri=sys.argv[2], experiment='synthbench-tests')\n"
+        f"run_evaluate({TASK!r}, 'real', {BACKBONE!r}, tracking_params=tracking, layout=Layout(Path(sys.argv[1])))\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    before = (results / "predictions.jsonl").read_text()
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(root), uri],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (results / "predictions.jsonl").read_text() == before
+    # Without the scores (or for other texts) evaluate scores the models itself: the same metrics.
+    scores = layout.test_scores(TASK, "real", BACKBONE)
+    saved_bytes = scores.read_bytes()
+    scores.unlink()
+    try:
+        again = evaluate_stage(TASK, "real", BACKBONE, tiny_params(root), root).model_dump(mode="json")
+    finally:
+        scores.write_bytes(saved_bytes)
+    assert [s["macro_f1"] for s in again["seeds"]] == [
+        s["macro_f1"] for s in study["metrics"]["real"]["seeds"]
+    ]
+    rows = [json.loads(line) for line in (results / "predictions.jsonl").read_text().splitlines()]
+    expected = [json.loads(line) for line in before.splitlines()]
+    assert [r["prediction_by_seed"] for r in rows] == [r["prediction_by_seed"] for r in expected]
+    for row, old in zip(rows, expected, strict=True):
+        assert row["proba"] == pytest.approx(old["proba"], abs=1e-5)

@@ -3,7 +3,11 @@ stage (which writes it), the evaluate stage (which scores it) and the MLflow pyf
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +72,44 @@ class TextClassifier:
     def predict(self, texts: Sequence[str], batch_size: int = 64) -> list[str]:
         proba = self.predict_proba(texts, batch_size=batch_size)
         return [self.labels[i] for i in proba.argmax(axis=1)]
+
+
+def texts_fingerprint(texts: Sequence[str]) -> str:
+    """md5 (hex) of the texts in order: which texts, in which order, a set of scores belongs to."""
+    return hashlib.md5(json.dumps(list(texts), ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+def save_scores(
+    path: Path, texts: Sequence[str], labels: Sequence[str], proba: Mapping[int, np.ndarray]
+) -> None:
+    """Write each seed's class probabilities on ``texts`` (float32 (len(texts), len(labels)), ``labels`` order)
+    to ``path`` (.npz), with the texts' fingerprint and the label names they belong to; atomically."""
+    arrays = {f"seed_{seed}": np.asarray(p, dtype=np.float32) for seed, p in proba.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, fingerprint=np.array(texts_fingerprint(texts)), labels=np.array(list(labels)), **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_scores(path: Path, texts: Sequence[str], labels: Sequence[str], seed: int) -> np.ndarray | None:
+    """``seed``'s probabilities saved by :func:`save_scores`, or None when there are none for exactly these texts
+    and labels (no file, another test set, another label order, another seed): the caller then scores the model."""
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as saved:
+        if (
+            f"seed_{seed}" not in saved.files
+            or str(saved["fingerprint"]) != texts_fingerprint(texts)
+            or saved["labels"].tolist() != list(labels)
+        ):
+            return None
+        proba = saved[f"seed_{seed}"]
+    return proba if proba.shape == (len(texts), len(labels)) else None
 
 
 def _texts_from_input(model_input: Any) -> list[str]:

@@ -83,6 +83,12 @@ class Layout:
     def training_manifest(self, task: str, condition: str, backbone: str) -> Path:
         return self.model(task, condition, backbone) / "training.json"
 
+    def test_scores(self, task: str, condition: str, backbone: str) -> Path:
+        """Every seed's class probabilities on the test texts, computed by the train stage while its models are
+        loaded (the evaluate stage then needs no model in memory; it scores the models itself when these are
+        missing or belong to other texts). Written after seed selection, which never sees them."""
+        return self.model(task, condition, backbone) / "test_scores.npz"
+
     @staticmethod
     def seed_dir_name(seed: int) -> str:
         """The folder, inside a model directory, of one seed's fine-tuned model."""

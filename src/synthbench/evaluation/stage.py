@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from synthbench import tracking
-from synthbench.classifier import TextClassifier
+from synthbench.classifier import TextClassifier, load_scores
 from synthbench.config import TrackingParams
 from synthbench.data.io import read_jsonl, write_json, write_jsonl
 from synthbench.errors import DataError
@@ -66,7 +66,17 @@ def run_evaluate(
     texts, truth = _read_test(layout.real(task, "test"), manifest.labels)
     client = tracking.open_training_run(tracking_params, manifest.mlflow_run_id, str(manifest_path))
     model_dir = layout.model(task, condition, backbone)
-    per_seed = [_evaluate_seed(model_dir / run.model_dir, run, texts, truth) for run in manifest.seeds]
+    scores = layout.test_scores(task, condition, backbone)
+    per_seed = [
+        _evaluate_seed(
+            model_dir / run.model_dir,
+            run,
+            texts,
+            truth,
+            (manifest.labels, load_scores(scores, texts, manifest.labels, run.seed)),
+        )
+        for run in manifest.seeds
+    ]
     chosen = next(s for s in per_seed if s.run.seed == manifest.selected_seed)
     metrics = _metrics(task, condition, backbone, per_seed, chosen, len(truth))
     _write_predictions(layout.predictions(task, condition, backbone), texts, truth, chosen, per_seed)
@@ -112,17 +122,27 @@ def _read_test(path: Path, model_labels: Sequence[str]) -> tuple[list[str], list
     return [str(row["text"]) for row in test], [str(row["label"]) for row in test]
 
 
-def _evaluate_seed(model_dir: Path, run: SeedRun, texts: list[str], truth: list[str]) -> SeedEvaluation:
-    classifier = TextClassifier.load(model_dir)
-    proba = classifier.predict_proba(texts)
-    predicted = [classifier.labels[i] for i in proba.argmax(axis=1)]
-    truth_idx = np.array([classifier.labels.index(label) for label in truth])
+def _evaluate_seed(
+    model_dir: Path,
+    run: SeedRun,
+    texts: list[str],
+    truth: list[str],
+    saved: tuple[list[str], np.ndarray | None],
+) -> SeedEvaluation:
+    """One seed's scores: the probabilities the train stage saved for these texts (``saved``: their label order and
+    the array, or None), else the model's own (loading torch and transformers: most of this stage's time)."""
+    labels, proba = saved
+    if proba is None:
+        classifier = TextClassifier.load(model_dir)
+        labels, proba = classifier.labels, classifier.predict_proba(texts)
+    predicted = [labels[i] for i in proba.argmax(axis=1)]
+    truth_idx = np.array([labels.index(label) for label in truth])
     return SeedEvaluation(
         run=run,
-        labels=classifier.labels,
+        labels=labels,
         proba=proba,
         predicted=predicted,
-        report=classification_metrics(truth, predicted, classifier.labels),
+        report=classification_metrics(truth, predicted, labels),
         ece=expected_calibration_error(proba, truth_idx),
     )
 
