@@ -6,9 +6,14 @@ with a fresh journal and the same params.yaml otherwise. Run on a quiet machine:
 engine slows many-fold beside another CPU-bound process.
 
     PYTHONPATH=src .venv/bin/python benchmarks/engine_stage.py [--task bbc_news] [--mode few_shot]
-        [--per-label 20] [--engines llama-cpp-python,llama-server]
+        [--per-label 20] [--engines llama-cpp-python,llama-server] [--cache-ram default,0,8192]
 
-Prints a Markdown table: wall time, calls, calls/s and the ratio to the first engine's calls/s.
+``--burst-every S --burst-s D``: an outside CPU-bound process for D seconds every S seconds during each
+generation (a passing job, as `tar` or a compile on a shared machine), which the engine's load watch answers
+with restarts; the table then also shows the client's retries. ``--cache-ram``: llama-server's host-memory
+prompt cache (MiB, ``LLAMA_ARG_CACHE_RAM``; ``default``: what
+synthbench passes), one llama-server run per value. Prints a Markdown table: wall time, calls, calls/s, the
+engine's peak resident memory and the ratio to the first run's calls/s.
 """
 
 from __future__ import annotations
@@ -19,19 +24,71 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import yaml
 
+from engine_throughput import competitor, stop_competitor
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str], cwd: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "SYNTHBENCH_JOURNAL"}  # a fresh journal per engine
-    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=env)
+ENGINE_MARKERS = ("llama-server", "llama_cpp.server")
+
+
+def run(
+    cmd: list[str], cwd: Path, cache_ram: str | None = None, burst: tuple[float, float] | None = None
+) -> float:
+    """Run ``cmd``; returns the peak resident memory (MiB) of any embedded engine process seen meanwhile."""
+    drop = {"SYNTHBENCH_JOURNAL", "LLAMA_ARG_CACHE_RAM"}  # a fresh journal per run; the cache size as asked
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    if cache_ram is not None:
+        env["LLAMA_ARG_CACHE_RAM"] = cache_ram
+    peak = [0.0]
+    done_event = threading.Event()
+    watchers = [threading.Thread(target=_watch_engine_rss, args=(peak, done_event), daemon=True)]
+    if burst is not None:
+        watchers.append(threading.Thread(target=_bursts, args=(*burst, done_event), daemon=True))
+    for thread in watchers:
+        thread.start()
+    try:
+        done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False, env=env)
+    finally:
+        done_event.set()
+        for thread in watchers:
+            thread.join()
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}): {done.stderr.strip()[-400:]}")
+    return peak[0]
+
+
+def _bursts(every_s: float, length_s: float, done: threading.Event) -> None:
+    """An outside CPU-bound process for ``length_s`` seconds, every ``every_s`` seconds, until ``done``."""
+    while not done.wait(every_s - length_s):
+        pid = competitor()
+        try:
+            done.wait(length_s)
+        finally:
+            stop_competitor(pid)
+
+
+def _watch_engine_rss(peak: list[float], done: threading.Event) -> None:
+    """Twice a second: the largest VmHWM (peak RSS) of a process whose command line names an engine."""
+    while not done.wait(0.5):
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or proc.name == str(os.getpid()):  # this script names the engines too
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                if not any(marker in cmdline for marker in ENGINE_MARKERS):
+                    continue
+                for line in (proc / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        peak[0] = max(peak[0], int(line.split()[1]) / 1024)
+            except OSError:
+                continue
 
 
 def main() -> None:
@@ -40,13 +97,23 @@ def main() -> None:
     parser.add_argument("--mode", default="few_shot")
     parser.add_argument("--per-label", type=int, default=20)
     parser.add_argument("--engines", default="llama-cpp-python,llama-server")
+    parser.add_argument("--burst-every", type=float, default=0.0, help="seconds; 0: no outside load")
+    parser.add_argument("--burst-s", type=float, default=3.0)
+    parser.add_argument(
+        "--cache-ram", default="default", help="llama-server prompt cache sizes (MiB), comma list"
+    )
     args = parser.parse_args()
+    runs = [
+        (engine, None if size == "default" else size)
+        for engine in args.engines.split(",")
+        for size in (args.cache_ram.split(",") if engine == "llama-server" else ["default"])
+    ]
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     synthbench = [str(Path(sys.executable).parent / "synthbench")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="engine-stage-") as tmp:
-        for engine in args.engines.split(","):
-            root = Path(tmp) / engine
+        for engine, cache_ram in runs:
+            root = Path(tmp) / f"{engine}-{cache_ram or 'default'}"
             root.mkdir()
             # one task and mode; no mixes or curve points, so `conditions` need only these
             params = dict(
@@ -58,18 +125,34 @@ def main() -> None:
             (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
             run([*synthbench, "prepare", "--task", args.task], root)
             started = time.monotonic()
-            run([*synthbench, "generate", "--task", args.task, "--mode", args.mode], root)
+            burst = (args.burst_every, args.burst_s) if args.burst_every > 0 else None
+            rss = run(
+                [*synthbench, "generate", "--task", args.task, "--mode", args.mode], root, cache_ram, burst
+            )
             wall = time.monotonic() - started
             summary = json.loads((root / f"data/synthetic/{args.task}/{args.mode}.summary.json").read_text())
             calls = summary["client"]["calls_made"]
-            rows.append((engine, summary["endpoint"], wall, calls, calls / wall))
+            retries = sum(summary["client"]["retries"].values())
+            backoff = summary["client"]["backoff_s"]
+            label = (
+                engine if engine != "llama-server" else f"llama-server, cache-ram {cache_ram or 'default'}"
+            )
+            rows.append((label, summary["endpoint"], wall, calls, calls / wall, rss, retries, backoff))
     print(
         f"{args.task} {args.mode}, per_label {args.per_label}, threads {os.environ.get('SYNTHBENCH_THREADS', 'all')}"
     )
-    print("| engine | endpoint | wall (s, with start-up) | calls | calls/s | × first |")
-    print("|---|---|---|---|---|---|")
-    for engine, endpoint, wall, calls, rate in rows:
-        print(f"| {engine} | {endpoint} | {wall:.1f} | {calls} | {rate:.2f} | {rate / rows[0][4]:.2f} |")
+    if args.burst_every > 0:
+        print(f"outside load: a CPU-bound process for {args.burst_s:g} s every {args.burst_every:g} s")
+    print(
+        "| engine | endpoint | wall (s, with start-up) | calls | retried | backoff (s, all requests) "
+        "| calls/s | engine peak RSS (MiB) | × first |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for engine, endpoint, wall, calls, rate, rss, retries, backoff in rows:
+        print(
+            f"| {engine} | {endpoint} | {wall:.1f} | {calls} | {retries} | {backoff:.0f} | {rate:.2f} | {rss:.0f} "
+            f"| {rate / rows[0][4]:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from synthbench.errors import EndpointError
 from synthbench.generation import llama_build
 from synthbench.generation.client import ChatClient, ChatRequest
 from synthbench.generation.endpoint import EndpointConfig
+from synthbench.generation.engine_process import running_engine
 from synthbench.generation.journal import Journal
 from synthbench.generation.server import embedded_server, llama_server_args
 
@@ -53,7 +55,10 @@ def engine_processes() -> list[psutil.Process]:
     return found
 
 
-def test_the_command_line_sets_slots_threads_no_polling_and_prefix_reuse() -> None:
+def test_the_command_line_sets_slots_threads_no_polling_and_prefix_reuse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LLAMA_ARG_CACHE_RAM", raising=False)
     args = llama_server_args(
         "/b/llama-server", "/m.gguf", alias="a", port=5, n_ctx=1024, threads=2, parallel=4, prefix_reuse=True
     )
@@ -70,10 +75,16 @@ def test_the_command_line_sets_slots_threads_no_polling_and_prefix_reuse() -> No
         "0",
     ]
     assert "--cache-reuse" in args and "--no-cache-prompt" not in args
+    assert value("--cache-ram") == "256"  # the host-memory prompt cache bounded (llama.cpp's default: 8 GiB)
     off = llama_server_args(
         "/b", "/m", alias="a", port=5, n_ctx=1024, threads=1, parallel=1, prefix_reuse=False
     )
     assert "--no-cache-prompt" in off and "--cache-reuse" not in off
+    monkeypatch.setenv("LLAMA_ARG_CACHE_RAM", "1024")  # llama.cpp's own variable wins: no flag to override it
+    mine = llama_server_args(
+        "/b", "/m", alias="a", port=5, n_ctx=1024, threads=1, parallel=1, prefix_reuse=True
+    )
+    assert "--cache-ram" not in mine
 
 
 def test_a_missing_toolchain_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,6 +159,52 @@ def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> 
         )
         assert again.run(requests) == answers and again.stats.calls_made == 0
     assert not port_open(base_url)
+    assert engine_processes() == []
+
+
+@needs_binary
+@pytest.mark.slow
+def test_requests_cut_by_an_engine_restart_are_sent_again_without_using_up_retries(tmp_path: Path) -> None:
+    n = 8
+    requests = [
+        ChatRequest(
+            f"key-{i}",
+            [{"role": "user", "content": f"Write a long review of film number {i}."}],
+            {"max_tokens": 64, "seed": i, "temperature": 0.8},
+            {},
+        )
+        for i in range(n)
+    ]
+    with (
+        embedded_server(
+            embedded_gguf_path(),
+            alias="m",
+            n_ctx=512,
+            engine="llama-server",
+            binary=BINARY,
+            parallel=4,
+            watch_load_s=None,  # the restart below is the only one
+        ) as base_url,
+        Journal(tmp_path / "j.sqlite") as journal,
+    ):
+        engine = running_engine(base_url)
+        assert engine is not None and running_engine("http://127.0.0.1:9/v1") is None
+        restarter = threading.Thread(target=lambda: engine.start(engine.threads))
+
+        def restart_once(request: ChatRequest, answer: object, cached: bool) -> None:
+            if restarter.ident is None:
+                restarter.start()  # at the first answer: the next requests are in flight
+
+        # No retry allowed: a failure the restart caused must not count as one.
+        config = EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4, max_retries=0)
+        client = ChatClient(config, journal)
+        answers = client.run(requests, on_result=restart_once)
+        restarter.join()
+        assert engine.restarts == 1
+        assert journal.count() == n and set(answers) == {r.key for r in requests}
+        assert set(client.stats.retries) == {"engine_restart"} and client.stats.retries["engine_restart"] >= 1
+        assert client.stats.calls_made == n + client.stats.retries["engine_restart"]
+    assert running_engine(base_url) is None
     assert engine_processes() == []
 
 

@@ -49,6 +49,7 @@ from synthbench.generation.cost import Budget, estimate_prompt_tokens, max_outpu
 from synthbench.generation.cost import cost_usd as cost_usd
 from synthbench.generation.endpoint import EndpointConfig, chat_body, fatal_error_message, resolve_api_key
 from synthbench.generation.endpoint import http_client as _http_client
+from synthbench.generation.engine_process import running_engine
 from synthbench.generation.journal import Completion, Journal
 from synthbench.generation.pacing import AdaptiveConcurrency, TokenBucket, backoff_delay
 from synthbench.generation.requests import ChatRequest, ClientStats, OnResult, Outbox
@@ -56,6 +57,8 @@ from synthbench.generation.responses import UnusableResponse, classify_error, co
 
 __all__ = ["ChatClient", "ChatRequest", "ClientStats", "EndpointConfig"]
 MAX_RETRY_AFTER_S = 300.0  # a longer Retry-After (quota exhausted) stops the run instead of sleeping
+# What an embedded engine's restart does to a request in flight: a dropped connection, then 503 while loading.
+RESTART_FAILURES = frozenset({"connection", "http_503"})
 INTERRUPT_GRACE_S = 10.0  # on Ctrl-C/SIGTERM, wait this long for answers in flight (they are paid for)
 LEASE_HEARTBEAT_S = 20.0  # how often this process's leases are refreshed while it sends
 LEASE_POLL_S = 0.2  # how often keys leased by another process are looked for in the journal
@@ -232,7 +235,9 @@ class ChatClient:
         holding = True  # the dispatcher acquired our first slot
         attempt = 0
         body = chat_body(cfg, request)
-        url = f"{str(api.base_url).rstrip('/')}/chat/completions"
+        base = str(api.base_url).rstrip("/")
+        url = f"{base}/chat/completions"
+        engine = running_engine(base)  # our own embedded engine, which the load watch may restart
         try:
             while True:
                 if rpm is not None:
@@ -240,6 +245,7 @@ class ChatClient:
                 if tpm is not None:
                     await tpm.take(tokens)
                 sent_at = time.monotonic()
+                restarts = engine.restarts if engine is not None else 0
                 self.stats.calls_made += 1
                 try:
                     # client.post: the SDK's documented route for raw requests (same HTTP, auth, timeout and
@@ -260,6 +266,15 @@ class ChatClient:
                         failure = type(failure)("timeout", True)  # silent past timeout_s, then dropped
                     if not failure.retryable:
                         raise EndpointError(fatal_error_message(cfg, failure.status or 0, exc)) from None
+                    if (
+                        engine is not None
+                        and failure.reason in RESTART_FAILURES
+                        and await asyncio.to_thread(engine.settled_restarts) != restarts
+                    ):
+                        # The engine was restarted under it (threads fitted to the load): not the request's
+                        # failure, so no attempt counted and no backoff; the new engine answers now.
+                        self.stats.retries["engine_restart"] = self.stats.retries.get("engine_restart", 0) + 1
+                        continue
                     if failure.reason == "http_429":
                         limiter.overloaded(sent_at)
                     attempt += 1

@@ -9,13 +9,15 @@ import ctypes
 import functools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from synthbench.errors import EndpointError
@@ -44,8 +46,10 @@ def stop_process(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> Non
 
 
 RESTART_GRACE_S = 0.5  # a replaced engine's time to exit on SIGTERM before SIGKILL
-FEWER_AFTER = 2  # load samples in a row before the engine gives a core up …
-MORE_AFTER = 6  # … and before it takes one back
+# Load samples in a row (at WATCH_LOAD_S = 0.5 s: 5 s) before the engine gives a core up, and before it takes one
+# back. A restart drops every request in flight (8 slots' work) and costs ~1 s: more than a shorter burst does.
+FEWER_AFTER = 10
+MORE_AFTER = 10
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 try:  # resolved here, in the parent: the child between fork and exec should only call it
@@ -86,12 +90,15 @@ class EngineProcess:
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen[bytes] | None = None
         self.threads = 0
+        self.restarts = 0  # completed restarts; a request sent before one ends may fail because of it
         self.lock = threading.Lock()
 
     def start(self, threads: int) -> None:
         with self.lock:
+            replacing = self.process is not None
             if self.process is not None:  # replaced: nothing to finish (answers are journaled client-side)
                 stop_process(self.process, grace_s=RESTART_GRACE_S)
+                self._wait_port_free()
             self.threads = threads
             with open(self.log_path, "ab") as log:
                 # Own session: Ctrl-C reaches us, not the server; we stop it ourselves in ``finally``.
@@ -109,6 +116,27 @@ class EngineProcess:
                     else None,
                 )
             self._wait_ready(self.process)
+            self.restarts += replacing
+
+    def _wait_port_free(self, timeout_s: float = 10.0) -> None:
+        """Until nothing listens on the engine's port: a killed engine (a grandchild, under its watchdog) may still
+        hold it for a moment after its watchdog is reaped, and the new one would fail to bind it."""
+        port = urllib.parse.urlsplit(self.base_url).port
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the engine binds it
+                try:
+                    probe.bind(("127.0.0.1", port))
+                    return
+                except OSError:
+                    time.sleep(0.02)
+
+    def settled_restarts(self) -> int:
+        """The completed restarts, once none is under way (blocks while one is): a client whose request failed
+        compares it with :attr:`restarts` as it was at sending to tell a restart's failure from the request's."""
+        with self.lock:
+            return self.restarts
 
     def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
         deadline = time.monotonic() + self.startup_timeout_s
@@ -132,6 +160,24 @@ class EngineProcess:
                 stop_process(self.process)
 
 
+_RUNNING: dict[str, EngineProcess] = {}  # base URL → the embedded engine this process runs there
+
+
+def running_engine(base_url: str) -> EngineProcess | None:
+    """The embedded engine this process runs at ``base_url``; None for any other endpoint."""
+    return _RUNNING.get(base_url.rstrip("/"))
+
+
+@contextlib.contextmanager
+def registered(server: EngineProcess) -> Iterator[None]:
+    """Make ``server`` known to this process's clients (:func:`running_engine`) for the block."""
+    _RUNNING[server.base_url.rstrip("/")] = server
+    try:
+        yield
+    finally:
+        _RUNNING.pop(server.base_url.rstrip("/"), None)
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -143,7 +189,8 @@ def watch_load(
     that call for another count (``FEWER_AFTER`` to give a core up, ``MORE_AFTER`` to take one back, so a
     passing job does not make it flap) restart it with that count. A llama.cpp thread that shares its core with
     a busy process stalls every layer's barrier (20-130x slower per request, measured); one thread fewer costs
-    ~1.6-1.9x. Requests in flight during the restart fail and are retried by the client."""
+    ~1.6-1.9x. Requests in flight during the restart fail; the client sends them again once the new engine
+    answers, without counting an attempt (:meth:`EngineProcess.settled_restarts`)."""
     pending, streak = 0, 0
     while not stop.wait(interval_s):
         foreign = load.sample()
