@@ -121,32 +121,38 @@ def test_the_sdist_is_pinned_to_the_installed_llama_cpp_python() -> None:
 
 @needs_binary
 @pytest.mark.slow
-def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> None:
-    n = 8
-    requests = [
+def film_reviews(n: int, max_tokens: int) -> list[ChatRequest]:
+    return [
         ChatRequest(
             f"key-{i}",
             [
                 {"role": "system", "content": "You write reviews."},
-                {"role": "user", "content": f"Write a short review of film number {i}."},
+                {"role": "user", "content": f"Write a review of film number {i}."},
             ],
-            {"max_tokens": 12, "seed": i, "temperature": 0.8},
+            {"max_tokens": max_tokens, "seed": i, "temperature": 0.8},
             {"index": i},
         )
         for i in range(n)
     ]
-    with (
-        embedded_server(
-            embedded_gguf_path(),
-            alias="m",
-            n_ctx=512,
-            engine="llama-server",
-            binary=BINARY,
-            parallel=4,
-            watch_load_s=None,  # no restart may interrupt this count of calls (the load watch has its test)
-        ) as base_url,
-        Journal(tmp_path / "j.sqlite") as journal,
-    ):
+
+
+def unwatched_server(parallel: int) -> contextlib.AbstractContextManager[str]:
+    """llama-server with ``parallel`` slots and no load watch: no restart but a test's own."""
+    return embedded_server(
+        embedded_gguf_path(),
+        alias="m",
+        n_ctx=512,
+        engine="llama-server",
+        binary=BINARY,
+        parallel=parallel,
+        watch_load_s=None,
+    )
+
+
+def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> None:
+    n = 8
+    requests = film_reviews(n, max_tokens=12)
+    with unwatched_server(4) as base_url, Journal(tmp_path / "j.sqlite") as journal:
         client = ChatClient(
             EndpointConfig(base_url=base_url, model="m", api_key_env=None, concurrency=4), journal
         )
@@ -166,27 +172,8 @@ def test_parallel_slots_answer_concurrent_requests_each_once(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_requests_cut_by_an_engine_restart_are_sent_again_without_using_up_retries(tmp_path: Path) -> None:
     n = 8
-    requests = [
-        ChatRequest(
-            f"key-{i}",
-            [{"role": "user", "content": f"Write a long review of film number {i}."}],
-            {"max_tokens": 64, "seed": i, "temperature": 0.8},
-            {},
-        )
-        for i in range(n)
-    ]
-    with (
-        embedded_server(
-            embedded_gguf_path(),
-            alias="m",
-            n_ctx=512,
-            engine="llama-server",
-            binary=BINARY,
-            parallel=4,
-            watch_load_s=None,  # the restart below is the only one
-        ) as base_url,
-        Journal(tmp_path / "j.sqlite") as journal,
-    ):
+    requests = film_reviews(n, max_tokens=64)
+    with unwatched_server(4) as base_url, Journal(tmp_path / "j.sqlite") as journal:
         engine = running_engine(base_url)
         assert engine is not None and running_engine("http://127.0.0.1:9/v1") is None
         restarter = threading.Thread(target=lambda: engine.start(engine.threads))
