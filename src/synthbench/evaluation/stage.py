@@ -73,7 +73,8 @@ def run_evaluate(
             run,
             texts,
             truth,
-            (manifest.labels, load_scores(scores, texts, manifest.labels, run.seed)),
+            manifest.labels,
+            load_scores(scores, texts, manifest.labels, run.seed),
         )
         for run in manifest.seeds
     ]
@@ -127,11 +128,11 @@ def _evaluate_seed(
     run: SeedRun,
     texts: list[str],
     truth: list[str],
-    saved: tuple[list[str], np.ndarray | None],
+    labels: list[str],
+    proba: np.ndarray | None,
 ) -> SeedEvaluation:
-    """One seed's scores: the probabilities the train stage saved for these texts (``saved``: their label order and
-    the array, or None), else the model's own (loading torch and transformers: most of this stage's time)."""
-    labels, proba = saved
+    """One seed's scores: ``proba``, the probabilities the train stage saved for these texts in ``labels`` order,
+    or when None the model's own (loading torch and transformers: most of this stage's time)."""
     if proba is None:
         classifier = TextClassifier.load(model_dir)
         labels, proba = classifier.labels, classifier.predict_proba(texts)

@@ -96,7 +96,7 @@ class EngineProcess:
     def start(self, threads: int) -> None:
         with self.lock:
             replacing = self.process is not None
-            if self.process is not None:  # replaced: nothing to finish (answers are journaled client-side)
+            if replacing:  # replaced: nothing to finish (answers are journaled client-side)
                 stop_process(self.process, grace_s=RESTART_GRACE_S)
                 self._wait_port_free()
             self.threads = threads

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,8 +56,9 @@ def run_train(
     input problem (condition, data, labels, split, backbone) is raised before any MLflow run starts. ``labels``:
     the task's label names in order (``data/real/<task>/labels.json``)."""
     labels = list(labels)
-    test_texts = [str(row.get("text", "")) for row in read_jsonl(layout.real(task, "test"))]
-    data = _training_data(task, labels, condition, train, layout)
+    test_rows = read_jsonl(layout.real(task, "test"))
+    test_texts = [str(row.get("text", "")) for row in test_rows]
+    data = _training_data(task, labels, condition, train, test_rows, layout)
     train_rows, val_rows = validation_split(data.rows, train.val_fraction, train.data_seed)
     location = resolve_backbone(backbone)
     registered = (
@@ -115,9 +117,13 @@ def run_train(
 
 
 def _training_data(
-    task: str, labels: list[str], condition: str, train: TrainParams, layout: Layout
+    task: str,
+    labels: list[str],
+    condition: str,
+    train: TrainParams,
+    test_rows: list[dict[str, Any]],
+    layout: Layout,
 ) -> TrainingData:
-    test_rows = read_jsonl(layout.real(task, "test"))
     data = build_training_data(
         task, condition, labels, (str(r.get("text", "")) for r in test_rows), train.data_seed, layout
     )
