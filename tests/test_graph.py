@@ -114,7 +114,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Any:
             near_duplicate_threshold=None,
         )
         params["generate"]["endpoint"].update(kind="openai", base_url=server.base_url, concurrency=4)
-        params["train"].update(epochs=1, batch_size=4, max_length=32, learning_curve_sizes=[])
+        params["train"].update(epochs=1, batch_size=4, max_length=32, learning_curve_sizes=[], seeds=None)
         params["analysis"]["diversity"] = False
         (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

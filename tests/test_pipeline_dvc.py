@@ -22,7 +22,12 @@ TINY = {
     "tasks": [TASK],
     "prepare": {"train_per_label": 6, "test_per_label": 5},
     "generate": {"per_label": 3, "diversity_every": 2, "max_tokens": 40, "max_attempts_factor": 4},
-    "train": {"epochs": 1, "batch_size": 4, "learning_curve_sizes": [8]},
+    "train": {
+        "epochs": 1,
+        "batch_size": 4,
+        "learning_curve_sizes": [8],
+        "seeds": None,
+    },  # one seed: tiny data
     "mixes": ["zero_shot"],
     "conditions": ["real", "zero_shot", "few_shot", "real+zero_shot", "real_n8"],
 }

@@ -56,7 +56,7 @@ def _params(base_url: str) -> dict:
             "near_duplicate_threshold": None,
             "diversity_every": 0,
         },
-        "train": {"epochs": 1, "batch_size": 8, "max_length": 32, "learning_curve_sizes": []},
+        "train": {"epochs": 1, "batch_size": 8, "max_length": 32, "learning_curve_sizes": [], "seeds": None},
         "tracking": {"uri": "sqlite:///mlflow.db", "experiment": "synthbench"},
         "analysis": {"diversity": False},
     }
