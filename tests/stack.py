@@ -456,7 +456,23 @@ def run_queue(
     for name, overrides in experiments.items():
         sh("dvc", "exp", "run", "--queue", "-n", name, *(f"-S{o}" for o in overrides), cwd=repo)
     try:
-        sh("dvc", "queue", "start", "-j", str(jobs), cwd=repo, env=env)
+        # The workers `dvc queue start` forks inherit its stdout and stderr: read through pipes, the call would
+        # wait for the last worker to exit, and hang on one that stays up after its queue emptied (seen with two
+        # workers: "shutting down due to empty queue", then alive). A file takes the output instead; the status
+        # loop below waits for the experiments, and stop_workers ends any worker left.
+        log = repo / ".dvc" / "tmp" / "queue-start.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            started = subprocess.run(
+                ["dvc", "queue", "start", "-j", str(jobs)],
+                cwd=repo,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**base_env(), **env},
+                timeout=120,
+                check=False,
+            )
+        assert started.returncode == 0, f"dvc queue start failed:\n{log.read_text()[-3000:]}"
         deadline = time.monotonic() + timeout_s
         while True:
             status = {name: state for name, state in queue_status(repo).items() if name in experiments}
