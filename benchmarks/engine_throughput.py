@@ -229,7 +229,10 @@ def main() -> None:
         "\n| engine (one request at a time) | threads | latency quiet (s) | with 1 CPU-bound competitor (s) | "
         "ratio |\n|---|---|---|---|---|"
     )
+    # Loaded requests are other prompts than the quiet ones: a repeated prompt would be read from llama-server's
+    # prompt cache, and a loaded request would look faster than it is.
     few = requests[: args.latency_requests]
+    others = requests[args.latency_requests : 2 * args.latency_requests] or few
     counts: list[int | None] = [threads] + [int(t) for t in args.latency_threads.split(",") if t]
     if args.latency_auto:  # the default (fitted to the load), then any fixed counts asked for
         counts = [None, *counts[1:]]
@@ -261,7 +264,7 @@ def main() -> None:
             try:
                 time.sleep(1)
                 # one at a time, so the first (sent 1 s after the competitor began) is seen apart
-                loaded_each = [client_run(base_url, [r], 1)["wall_s"] for r in few]
+                loaded_each = [client_run(base_url, [r], 1)["wall_s"] for r in others]
             finally:
                 stop_competitor(hog)
         loaded = mean(loaded_each)
