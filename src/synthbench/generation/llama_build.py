@@ -150,12 +150,18 @@ def _run(cmd: list[str], phase: str, say: Callable[[str], None] | None = None, e
                 last_said = time.monotonic()
         returncode = process.wait()
     if returncode != 0:
-        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
-        last = next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")
         raise EndpointError(
-            f"llama-server {phase} failed (exit {returncode}: {last.strip()[:160]}); full log: {log}; "
+            f"llama-server {phase} failed (exit {returncode}: {error_line(log.read_text(errors='replace'))}); "
+            f"full log: {log}; "
             "or set generate.endpoint.engine: llama-cpp-python"
         )
+
+
+def error_line(output: str) -> str:
+    """The line of a tool's ``output`` that says what went wrong: its first mentioning "error", else its last
+    non-blank one; stripped and cut to 160 characters for a one-line message."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return next((line for line in lines if "error" in line.lower()), lines[-1] if lines else "")[:160]
 
 
 _STEP = re.compile(

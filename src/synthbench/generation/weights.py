@@ -15,14 +15,13 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Literal
 
 from synthbench.assets import PINNED_SDISTS, PINNED_WHEELS, cache_dir, embedded_gguf_path
+from synthbench.config import GgufType
 from synthbench.errors import EndpointError
+from synthbench.generation.llama_build import ensure_built, error_line
 
-GgufType = Literal["Q8_0", "Q4_1"]
 SHIPPED_TYPE: GgufType = "Q4_1"
-GGUF_TYPES: tuple[GgufType, ...] = ("Q8_0", "Q4_1")
 
 
 def resolve_gguf_type(gguf_type: GgufType | None, engine: str) -> GgufType:
@@ -39,8 +38,6 @@ def embedded_model_path(gguf_type: GgufType) -> Path:
     source = embedded_gguf_path()
     if gguf_type == SHIPPED_TYPE:
         return source
-    from synthbench.generation.llama_build import ensure_built
-
     return converted_gguf(source, gguf_type, ensure_built() / "llama-quantize", cache_dir() / "gguf")
 
 
@@ -73,12 +70,9 @@ def converted_gguf(source: Path, gguf_type: GgufType, quantize: Path, into: Path
             check=False,
         )
         if done.returncode != 0 or Path(partial).stat().st_size == 0:
-            lines = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
-            last = next(
-                (line for line in reversed(lines) if "error" in line.lower()), lines[-1] if lines else ""
-            )
             raise EndpointError(
-                f"converting {source.name} to {gguf_type} failed (exit {done.returncode}: {last[:160]}); "
+                f"converting {source.name} to {gguf_type} failed (exit {done.returncode}: "
+                f"{error_line(done.stderr + done.stdout)}); "
                 f"set generate.endpoint.gguf_type: {SHIPPED_TYPE} to use the shipped file"
             )
         os.replace(partial, target)
